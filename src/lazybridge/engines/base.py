@@ -1,0 +1,35 @@
+"""The Engine protocol.
+
+An :class:`Engine` turns a task envelope into a result envelope.  The Agent
+around it owns the run: it gives the run its id, context and deadline,
+catches exceptions into error envelopes and fills ``run_id``, ``agent`` and
+``latency_ms``.  An engine fills what only it knows -- payload, model,
+provider, tokens and cost (inclusive, with ``nested_*`` for work done by
+nested runs) -- and may raise: the Agent turns the exception into an error
+envelope whose ``error.type`` is the exception's class name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ..envelope import Envelope
+from ..events import RunContext
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+
+
+@runtime_checkable
+class Engine(Protocol):
+    #: The model shown in traces (``None`` for composite engines).
+    model: str | None
+
+    async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
+        """Run ``task`` for ``agent``.
+
+        Cancellation: the engine must let cancellation propagate (it may
+        clean up first); the Agent's deadline and its caller's cancel scopes
+        cancel it like any other awaited call.
+        """
+        ...

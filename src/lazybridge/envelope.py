@@ -1,0 +1,247 @@
+"""Envelope: what every agent run returns.
+
+An :class:`Envelope` carries the task, the result (``payload``), the run's
+:class:`EnvelopeMetadata` and, for a failed run, an :class:`ErrorInfo`.  It is
+a frozen value: derive changed copies with :func:`attrs.evolve`.
+
+Cost and token rule
+    ``metadata.cost_usd``, ``input_tokens`` and ``output_tokens`` are
+    *inclusive* totals of everything that produced the envelope.  The
+    ``nested_*`` fields are the part of those totals spent by nested runs
+    (parallel branches, chain stages, sub-agents used as tools).  Summing the
+    top-level ``cost_usd`` of a tree therefore never double counts.
+
+Serialisation goes through exactly one cattrs converter, :data:`converter`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
+
+import attrs
+import cattrs
+
+from .errors import EnvelopeError
+
+__all__ = [
+    "Envelope",
+    "EnvelopeMetadata",
+    "ErrorInfo",
+    "converter",
+    "labelled_join",
+]
+
+
+@attrs.frozen
+class ErrorInfo:
+    """Why a run failed.
+
+    ``type`` is the exception's class name (``"TimeoutError"``,
+    ``"RateLimitError"``, ...), ``message`` the provider's or exception's own
+    message, ``retryable`` whether trying again later may succeed.
+    """
+
+    type: str
+    message: str
+    retryable: bool = False
+
+
+@attrs.frozen
+class EnvelopeMetadata:
+    """Accounting for one run.  See the module docstring for the cost rule."""
+
+    run_id: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    nested_input_tokens: int = 0
+    nested_output_tokens: int = 0
+    nested_cost_usd: float = 0.0
+
+
+def _is_branch_list(payload: object) -> bool:
+    return isinstance(payload, list) and all(isinstance(p, Envelope) for p in payload) and bool(payload)
+
+
+@attrs.frozen
+class Envelope:
+    """The result of a run.
+
+    ``payload`` is whatever the run produced: a ``str`` for a plain model
+    answer, a typed object for structured output, or -- for an
+    ``Agent.parallel`` wrapper -- the ``list`` of branch envelopes in input
+    order.  A wrapper is also a sequence of its branches: ``len(env)``,
+    ``env[0]``, ``for branch in env``.
+    """
+
+    task: str | None = None
+    context: str | None = None
+    payload: Any = None
+    metadata: EnvelopeMetadata = EnvelopeMetadata()
+    error: ErrorInfo | None = None
+
+    # -- constructors ---------------------------------------------------
+
+    @classmethod
+    def from_task(cls, task: str | Envelope, context: str | None = None) -> Envelope:
+        """An input envelope for ``task``; an Envelope passes its ``text()`` on."""
+        if isinstance(task, Envelope):
+            return cls(task=task.text(), context=context if context is not None else task.context)
+        if not isinstance(task, str):
+            raise TypeError(f"task must be a str or an Envelope, not {type(task).__name__}")
+        return cls(task=task, context=context)
+
+    @classmethod
+    def error_envelope(
+        cls,
+        exc: BaseException,
+        *,
+        task: str | None = None,
+        metadata: EnvelopeMetadata | None = None,
+    ) -> Envelope:
+        """An envelope for a run that failed with ``exc``.
+
+        ``error.type`` is the exception's class name and ``error.retryable``
+        its ``retryable`` attribute (``False`` when it has none).
+        """
+        message = str(exc) or type(exc).__name__
+        info = ErrorInfo(type(exc).__name__, message, bool(getattr(exc, "retryable", False)))
+        return cls(task=task, metadata=metadata or EnvelopeMetadata(), error=info)
+
+    # -- reading ----------------------------------------------------------
+
+    @property
+    def ok(self) -> bool:
+        """``True`` unless the run (or, for a wrapper, any branch) failed."""
+        return self.error is None
+
+    def text(self) -> str:
+        """The result as text.
+
+        A string payload as is; a wrapper's labelled join
+        (``"[a]\\n<a text>\\n\\n[b]\\n<b text>"``); a structured payload as JSON;
+        for a failed run with no payload, ``""``.
+        """
+        payload = self.payload
+        if payload is None:
+            return ""
+        if isinstance(payload, str):
+            return payload
+        if _is_branch_list(payload):
+            return labelled_join(payload)
+        return json.dumps(_to_jsonable(payload), ensure_ascii=False)
+
+    def raise_for_error(self) -> Envelope:
+        """Raise :class:`~lazybridge.errors.EnvelopeError` if the run failed; else return self."""
+        if self.error is not None:
+            raise EnvelopeError(
+                f"{self.error.type}: {self.error.message}",
+                error_type=self.error.type,
+                envelope=self,
+            )
+        return self
+
+    # -- a wrapper is a sequence of its branches --------------------------
+
+    def _branches(self) -> list[Envelope]:
+        if isinstance(self.payload, list) and all(isinstance(p, Envelope) for p in self.payload):
+            return self.payload
+        raise TypeError("this Envelope has no branches (only an Agent.parallel result has)")
+
+    def __iter__(self) -> Iterator[Envelope]:
+        return iter(self._branches())
+
+    def __len__(self) -> int:
+        return len(self._branches())
+
+    @overload
+    def __getitem__(self, index: int) -> Envelope: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Envelope]: ...
+    def __getitem__(self, index: int | slice) -> Envelope | list[Envelope]:
+        return self._branches()[index]
+
+    def __bool__(self) -> bool:
+        # Defined so that __len__ does not make a plain envelope falsy.
+        return True
+
+    # -- serialisation ----------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return converter.unstructure(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Envelope:
+        return converter.structure(data, cls)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Envelope:
+        return cls.from_dict(json.loads(text))
+
+
+def labelled_join(branches: Sequence[Envelope]) -> str:
+    """``"[name]\\n<text>"`` blocks separated by blank lines; failures as ``(error) <message>``."""
+    blocks = []
+    for index, branch in enumerate(branches):
+        label = branch.metadata.agent or f"branch_{index}"
+        body = branch.text() if branch.error is None else f"(error) {branch.error.message}"
+        blocks.append(f"[{label}]\n{body}")
+    return "\n\n".join(blocks)
+
+
+def _to_jsonable(value: Any) -> Any:
+    """Best-effort JSON form of a structured payload (attrs, dataclass, pydantic, containers)."""
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic, duck-typed
+        return value.model_dump(mode="json")
+    return converter.unstructure(value)
+
+
+# -- the one converter ------------------------------------------------------
+
+converter = cattrs.Converter()
+"""The converter every LazyBridge value is (un)structured with."""
+
+_PAYLOAD_KIND = "payload_kind"
+
+
+def _unstructure_envelope(env: Envelope) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "task": env.task,
+        "context": env.context,
+        "metadata": converter.unstructure(env.metadata),
+        "error": converter.unstructure(env.error) if env.error is not None else None,
+    }
+    payload = env.payload
+    if isinstance(payload, list) and payload and all(isinstance(p, Envelope) for p in payload):
+        out["payload"] = [_unstructure_envelope(p) for p in payload]
+        out[_PAYLOAD_KIND] = "envelopes"
+    else:
+        out["payload"] = _to_jsonable(payload)
+    return out
+
+
+def _structure_envelope(data: Mapping[str, Any], _: type) -> Envelope:
+    payload = data.get("payload")
+    if data.get(_PAYLOAD_KIND) == "envelopes":
+        payload = [_structure_envelope(p, Envelope) for p in payload or []]
+    error = data.get("error")
+    return Envelope(
+        task=data.get("task"),
+        context=data.get("context"),
+        payload=payload,
+        metadata=converter.structure(data.get("metadata") or {}, EnvelopeMetadata),
+        error=converter.structure(error, ErrorInfo) if error is not None else None,
+    )
+
+
+converter.register_unstructure_hook(Envelope, _unstructure_envelope)
+converter.register_structure_hook(Envelope, _structure_envelope)

@@ -1,0 +1,127 @@
+"""LazyBridge's exceptions.
+
+Exceptions raised at construction time and the errors whose class names become
+``Envelope.error.type`` at run time form one small tree::
+
+    LazyBridgeError
+    ├── ConfigurationError          bad arguments, unknown model (raised at construction)
+    ├── EnvelopeError               raised by Envelope.raise_for_error()
+    ├── MaxTurnsExceeded            the tool loop ran out of turns
+    ├── StructuredOutputError       the model's answer never fitted ``output=``
+    └── ProviderError               anything a provider call can fail with
+        ├── APIConnectionError      the request never got an HTTP answer (retryable)
+        │   └── APITimeoutError     ... because a deadline ran out (retryable)
+        ├── StreamError             a 200 stream broke or carried an error event
+        └── APIStatusError          the provider answered with an error status
+            ├── BadRequestError         400, 413, 422
+            ├── AuthenticationError     401
+            ├── PermissionDeniedError   403
+            ├── NotFoundError           404
+            ├── RateLimitError          429 (retryable unless the quota is exhausted)
+            ├── OverloadedError         529, 503 (retryable)
+            └── ServerError             408, 409, other 5xx (retryable)
+
+Whether an error may be retried follows from its class and status code
+(``retryable``), never from its message.  Messages never contain API keys or
+authorization headers.
+"""
+
+from __future__ import annotations
+
+
+class LazyBridgeError(Exception):
+    """Base class of every exception LazyBridge raises."""
+
+    retryable: bool = False
+
+
+class ConfigurationError(LazyBridgeError, ValueError):
+    """An argument is invalid; raised at construction, naming the argument."""
+
+
+class EnvelopeError(LazyBridgeError):
+    """Raised by :meth:`Envelope.raise_for_error` for an error envelope."""
+
+    def __init__(self, message: str, *, error_type: str, envelope: object) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.envelope = envelope
+
+
+class MaxTurnsExceeded(LazyBridgeError):
+    """The model kept calling tools past ``max_turns``."""
+
+
+class StructuredOutputError(LazyBridgeError):
+    """The model's answer did not validate against ``output=`` after all retries."""
+
+
+class ProviderError(LazyBridgeError):
+    """A model provider call failed.  ``provider`` names the wire format."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class APIConnectionError(ProviderError):
+    """No HTTP answer: connection refused, reset, DNS failure."""
+
+    retryable = True
+
+
+class APITimeoutError(APIConnectionError):
+    """The HTTP request timed out (connect, read, or a stalled stream)."""
+
+
+class StreamError(ProviderError):
+    """A stream that started with 200 broke off or carried an error event."""
+
+
+class APIStatusError(ProviderError):
+    """The provider answered with an error status."""
+
+
+class BadRequestError(APIStatusError):
+    """400 / 413 / 422: the request is malformed; retrying will not help."""
+
+
+class AuthenticationError(APIStatusError):
+    """401, or no API key configured."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model or endpoint."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests (retryable) or quota exhausted (not retryable)."""
+
+    retryable = True
+
+
+class OverloadedError(APIStatusError):
+    """529 / 503: the provider is overloaded."""
+
+    retryable = True
+
+
+class ServerError(APIStatusError):
+    """5xx, 408, 409: a transient server-side failure."""
+
+    retryable = True
