@@ -1,0 +1,113 @@
+"""The ``verbose=True`` trace: one line per event, prefixed with who emitted it.
+
+Inside ``Agent.parallel`` every line of a branch is prefixed with
+``[branch <name>]``, so interleaved concurrent branches can be followed by
+filtering on the prefix::
+
+    [parallel ▶ 3 branches]
+    [branch claude_view model=claude-haiku-4-5] started
+    [branch claude_view] assistant: Agent frameworks fall into ...
+    [branch claude_view] done cost=$0.00009
+    [done] branches=3 total_cost=$0.00029 max_latency=812ms
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from . import events
+from .events import Event
+
+_SNIPPET = 60
+
+
+def snippet(text: str, limit: int = _SNIPPET) -> str:
+    """The first line of ``text``, cut at a word boundary near ``limit`` with `` ...``."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) <= limit and line == text.strip():
+        return line
+    cut = line[:limit]
+    if len(line) > limit and " " in cut:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip() + " ..."
+
+
+def cost(value: float) -> str:
+    return f"${value:.5f}"
+
+
+def _args(arguments: Any) -> str:
+    try:
+        text = json.dumps(arguments, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(arguments)
+    return snippet(text, 80)
+
+
+class TracePrinter:
+    """A sink that prints events to stdout.
+
+    All printers compare equal, so a verbose agent nested in a verbose
+    parallel prints each event once.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TracePrinter)
+
+    def __hash__(self) -> int:
+        return hash(TracePrinter)
+
+    def __call__(self, event: Event) -> None:
+        line = self.format(event)
+        if line is not None:
+            print(line, file=sys.stdout, flush=True)
+
+    def format(self, event: Event) -> str | None:
+        kind, data = event.kind, event.data
+        if event.branch is None:
+            who = event.agent
+        elif event.agent == event.branch:
+            who = f"branch {event.branch}"
+        else:
+            who = f"branch {event.branch}/{event.agent}"
+        if kind == events.PARALLEL_START:
+            prefix = f"[{who}] " if event.branch is not None else ""
+            return f"{prefix}[{event.agent} ▶ {data['branches']} branches]"
+        if kind == events.PARALLEL_FINISH:
+            prefix = f"[{who}] " if event.branch is not None else ""
+            return (
+                f"{prefix}[done] branches={data['branches']} total_cost={cost(data['total_cost_usd'])}"
+                f" max_latency={data['max_latency_ms']:.0f}ms"
+            )
+        if kind == events.BRANCH_START:
+            model = f" model={data['model']}" if data.get("model") else ""
+            return f"[branch {event.branch}{model}] started"
+        if kind == events.BRANCH_FINISH:
+            if data["ok"]:
+                return f"[branch {event.branch}] done cost={cost(data['cost_usd'])}"
+            return f"[branch {event.branch}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
+        if kind in (events.AGENT_START, events.AGENT_FINISH):
+            if event.branch is not None or event.parent_run_id is not None or data.get("kind") == "ParallelAgent":
+                return None  # the branch, parent or parallel header lines already say it
+            if kind == events.AGENT_START:
+                model = f" model={data['model']}" if data.get("model") else ""
+                return f"[{who}{model}] started"
+            if data["ok"]:
+                return f"[{who}] done cost={cost(data['cost_usd'])} latency={data['latency_ms']:.0f}ms"
+            return f"[{who}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
+        if kind == events.MODEL_RESPONSE:
+            text = data.get("text") or ""
+            if not text:
+                return None
+            return f"[{who}] assistant: {snippet(text)}"
+        if kind == events.TOOL_CALL:
+            return f"[{who}] tool: {data['name']}({_args(data.get('arguments'))})"
+        if kind == events.TOOL_RESULT:
+            return f"[{who}] tool result: {data['name']} -> {snippet(str(data.get('result', '')))}"
+        if kind == events.TOOL_ERROR:
+            return f"[{who}] tool error: {data['name']} -> {snippet(str(data.get('error', '')))}"
+        if kind == events.STEP_START:
+            return f"[{who}] step {data['step']} started"
+        return None

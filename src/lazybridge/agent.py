@@ -1,0 +1,331 @@
+"""Agent: an engine plus tools, a name and a run deadline.
+
+``await agent.run(task)`` returns an :class:`~lazybridge.envelope.Envelope`
+and never raises for a failure of the run itself (a provider error, a
+timeout, a tool loop that ran out of turns): those come back as error
+envelopes.  ``agent(task)`` is the synchronous twin.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from . import events
+from ._ids import new_run_id
+from ._sync import run_sync
+from .envelope import Envelope, EnvelopeMetadata
+from .errors import ConfigurationError
+from .events import RunContext, Sink
+
+if TYPE_CHECKING:
+    from .engines.base import Engine
+    from .parallel import ParallelAgent
+    from .session import Session
+    from .tools import Tool
+
+
+def check_timeout(value: float | None, argument: str) -> float | None:
+    """Validate a ``*timeout`` argument: ``None`` or a positive number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{argument} must be a positive number of seconds or None, not {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ConfigurationError(f"{argument} must be > 0 seconds, got {value!r}")
+    return float(value)
+
+
+def check_agents(agents: Sequence[object], what: str) -> tuple[AgentBase, ...]:
+    """Validate the agents handed to a composition primitive."""
+    if not agents:
+        raise ConfigurationError(f"{what} needs at least one agent")
+    for position, agent in enumerate(agents):
+        if not isinstance(agent, AgentBase):
+            raise TypeError(
+                f"{what}: argument {position} must be an Agent (or ParallelAgent), "
+                f"not {type(agent).__name__} {agent!r:.60}"
+            )
+    return tuple(agents)  # type: ignore[arg-type]
+
+
+class AgentBase:
+    """What every runnable agent shares: name, session, tracing, the sync twin and ``as_tool``.
+
+    Subclasses implement :meth:`_execute`; :meth:`run` owns the run id, the
+    run context, the deadline and the conversion of exceptions into error
+    envelopes.
+    """
+
+    name: str
+    description: str | None
+    session: Session | None
+    verbose: bool
+    timeout: float | None
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        description: str | None,
+        session: Session | None,
+        verbose: bool,
+        timeout: float | None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"name must be a non-empty string, not {name!r}")
+        self.name = name
+        self.description = description
+        self.session = session
+        self.verbose = bool(verbose)
+        self.timeout = check_timeout(timeout, "timeout")
+        self._sinks = self._make_sinks()
+
+    def _make_sinks(self) -> tuple[Sink, ...]:
+        sinks: list[Sink] = []
+        if self.session is not None:
+            sinks.append(self.session.emit)
+        if self.verbose:
+            from ._trace import TracePrinter
+
+            sinks.append(TracePrinter())
+        return tuple(sinks)
+
+    @property
+    def model(self) -> str | None:
+        """The model shown in traces, if this agent has one."""
+        return None
+
+    # -- running -------------------------------------------------------------
+
+    async def run(self, task: str | Envelope, *, context: str | None = None) -> Envelope:
+        """Run the agent on ``task`` and return its envelope.
+
+        Errors: a failure during the run (provider error, tool loop limit,
+        ``timeout``) is returned as an error envelope, never raised.  A
+        ``task`` that is neither a ``str`` nor an Envelope raises
+        ``TypeError`` at once.
+
+        Cancellation: if the caller is cancelled, the run -- every HTTP
+        request, tool call and branch it started -- is cancelled and awaited
+        before the cancellation propagates; nothing keeps running.  When
+        ``timeout`` runs out the run is cancelled the same way and a
+        ``TimeoutError`` envelope is returned.
+        """
+        task_env = Envelope.from_task(task, context)
+        run_id = new_run_id()
+        ctx = events.child_context(run_id, self.name, extra_sinks=self._sinks)
+        token = events.enter(ctx)
+        started = time.perf_counter()
+        try:
+            if ctx.sinks:
+                ctx.emit(events.AGENT_START, task=task_env.task, model=self.model, kind=type(self).__name__)
+            try:
+                if self.timeout is None:
+                    result = await self._execute(task_env, ctx)
+                else:
+                    with anyio.move_on_after(self.timeout) as scope:
+                        result = await self._execute(task_env, ctx)
+                    if scope.cancelled_caught:
+                        result = Envelope.error_envelope(
+                            TimeoutError(f"agent {self.name!r} exceeded its timeout of {self.timeout:g}s"),
+                            metadata=EnvelopeMetadata(model=self.model),
+                        )
+            except Exception as exc:  # isolate the failure; cancellation is not an Exception
+                result = Envelope.error_envelope(exc, metadata=EnvelopeMetadata(model=self.model))
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            result = _finish(result, task_env, run_id, self.name, latency_ms)
+            if ctx.sinks:
+                ctx.emit(events.AGENT_FINISH, kind=type(self).__name__, **finish_data(result))
+            return result
+        finally:
+            events.leave(token)
+
+    async def _execute(self, task: Envelope, run: RunContext) -> Envelope:
+        raise NotImplementedError
+
+    def __call__(self, task: str | Envelope, *, context: str | None = None) -> Envelope:
+        """Synchronous :meth:`run`: works in scripts, notebooks and inside ``trio.run``.
+
+        Inside a running event loop it blocks that loop's thread while a
+        private loop on a worker thread does the work; from async code
+        prefer ``await agent.run(task)``.
+        """
+        return run_sync(self._run_positional, task, context)
+
+    async def _run_positional(self, task: str | Envelope, context: str | None) -> Envelope:
+        return await self.run(task, context=context)
+
+    def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
+        """This agent as a :class:`~lazybridge.tools.Tool` with one parameter, ``task``.
+
+        The tool returns the agent's Envelope, so a calling engine can roll
+        its cost and tokens up into its own ``nested_*`` totals.
+        """
+        from .tools import Tool
+
+        async def run_agent(task: str) -> Envelope:
+            return await self.run(task)
+
+        return Tool.from_schema(
+            name or self.name,
+            description or self.description or f"Delegate a task to the {self.name!r} agent.",
+            {
+                "type": "object",
+                "properties": {"task": {"type": "string", "description": "The task for the agent."}},
+                "required": ["task"],
+                "additionalProperties": False,
+            },
+            run_agent,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _finish(result: Envelope, task: Envelope, run_id: str, agent: str, latency_ms: float) -> Envelope:
+    meta = attrs.evolve(result.metadata, run_id=run_id, agent=agent, latency_ms=latency_ms)
+    return attrs.evolve(result, task=task.task, context=task.context, metadata=meta)
+
+
+def finish_data(env: Envelope) -> dict[str, Any]:
+    """The data of a finish event for ``env`` (shared by agents, branches and plans)."""
+    meta = env.metadata
+    return {
+        "ok": env.ok,
+        "error_type": env.error.type if env.error else None,
+        "error_message": env.error.message if env.error else None,
+        "model": meta.model,
+        "provider": meta.provider,
+        "input_tokens": meta.input_tokens,
+        "output_tokens": meta.output_tokens,
+        "cost_usd": meta.cost_usd,
+        "nested_input_tokens": meta.nested_input_tokens,
+        "nested_output_tokens": meta.nested_output_tokens,
+        "nested_cost_usd": meta.nested_cost_usd,
+        "latency_ms": meta.latency_ms,
+    }
+
+
+class Agent(AgentBase):
+    """An LLM agent: an engine, the tools it may call, and a name.
+
+    ::
+
+        agent = Agent(engine=LLMEngine("claude-haiku-4-5"), tools=[search], name="researcher")
+        env = agent("What changed in 2026?")        # sync
+        env = await agent.run("What changed?")      # async
+
+    Arguments:
+        engine: what runs the task (``LLMEngine``, ``Plan``, a test double).
+            A string is shorthand for ``LLMEngine(string)``.
+        tools: plain functions, :class:`~lazybridge.tools.Tool` objects or
+            other agents the model may call.
+        name: the label used in traces and in ``Agent.parallel``'s join.
+        description: what the agent does (used when it becomes a tool).
+        session: a :class:`~lazybridge.session.Session` that receives its events.
+        verbose: print a live trace of the run.
+        timeout: a deadline in seconds for the whole run; when it runs out
+            the run is cancelled and a ``TimeoutError`` envelope returned.
+        output: a type the answer must be parsed into (structured output).
+        memory: a ``Memory`` that keeps the conversation across calls.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | str | None = None,
+        *,
+        tools: Iterable[Any] = (),
+        name: str | None = None,
+        description: str | None = None,
+        session: Session | None = None,
+        verbose: bool = False,
+        timeout: float | None = None,
+        output: Any = None,
+        memory: Any = None,
+    ) -> None:
+        if engine is None:
+            raise ConfigurationError("Agent needs an engine, e.g. Agent(engine=LLMEngine('claude-haiku-4-5'))")
+        if isinstance(engine, str):
+            from .engines.llm import LLMEngine
+
+            engine = LLMEngine(engine)
+        if not callable(getattr(engine, "run", None)):
+            raise TypeError(f"engine must be an Engine (LLMEngine, Plan, ...), not {type(engine).__name__}")
+        self.engine: Engine = engine
+        if isinstance(tools, (str, bytes)) or not isinstance(tools, Iterable):
+            raise TypeError(f"tools must be a list of functions, Tools or agents, not {type(tools).__name__}")
+        self.tools = tuple(tools)
+        self.output = output
+        self.memory = memory
+        super().__init__(
+            name=name or "agent",
+            description=description,
+            session=session,
+            verbose=verbose,
+            timeout=timeout,
+        )
+
+    @property
+    def model(self) -> str | None:
+        return getattr(self.engine, "model", None)
+
+    async def _execute(self, task: Envelope, run: RunContext) -> Envelope:
+        return await self.engine.run(task, agent=self, run=run)
+
+    # -- composition -----------------------------------------------------------
+
+    @staticmethod
+    def parallel(
+        *agents: AgentBase,
+        concurrency_limit: int | None = None,
+        step_timeout: float | None = None,
+        name: str = "parallel",
+        description: str | None = None,
+        session: Session | None = None,
+        verbose: bool = False,
+    ) -> ParallelAgent:
+        """Run every agent concurrently on the same task; see :class:`~lazybridge.parallel.ParallelAgent`."""
+        from .parallel import ParallelAgent
+
+        return ParallelAgent(
+            *agents,
+            concurrency_limit=concurrency_limit,
+            step_timeout=step_timeout,
+            name=name,
+            description=description,
+            session=session,
+            verbose=verbose,
+        )
+
+    @staticmethod
+    def chain(
+        *agents: AgentBase,
+        name: str = "chain",
+        description: str | None = None,
+        session: Session | None = None,
+        verbose: bool = False,
+        timeout: float | None = None,
+    ) -> Agent:
+        """Run agents one after another, each stage's ``text()`` becoming the next stage's task.
+
+        Returns an :class:`Agent`.  Its envelope is the last stage's, with
+        inclusive cost and tokens (every stage counts as a nested run).  A
+        stage that fails stops the chain; its error envelope is returned.
+        """
+        from .engines.chain import ChainEngine
+
+        stages = check_agents(agents, "Agent.chain")
+        return Agent(
+            engine=ChainEngine(stages),
+            name=name,
+            description=description,
+            session=session,
+            verbose=verbose,
+            timeout=timeout,
+        )

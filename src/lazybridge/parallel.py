@@ -1,0 +1,212 @@
+"""ParallelAgent: deterministic fan-out of one task to N agents (``Agent.parallel``)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from . import events
+from ._ids import new_run_id
+from .agent import AgentBase, check_agents, check_timeout, finish_data
+from .envelope import Envelope, EnvelopeMetadata
+from .errors import ConfigurationError
+from .events import RunContext
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+class ParallelAgent(AgentBase):
+    """Runs every branch agent concurrently on the same task.
+
+    Build it with :meth:`Agent.parallel(a, b, c, ...) <lazybridge.Agent.parallel>`.
+
+    ``await panel.run(task)`` (or ``panel(task)``) returns ONE Envelope:
+
+    * ``text()`` is the labelled join ``"[a]\\n<a text>\\n\\n[b]\\n<b text>"``
+      (a failed branch reads ``(error) <message>``);
+    * ``payload`` is the list of branch envelopes in input order, and the
+      envelope itself is a sequence of them (``len(env)``, ``env[0]``,
+      ``for branch in env``);
+    * ``metadata.cost_usd`` / ``input_tokens`` / ``output_tokens`` are the
+      sums over branches, equal to the ``nested_*`` fields;
+      ``latency_ms`` is the fan-out's wall time (about the slowest branch);
+    * ``error`` is the first branch error in input order, so ``ok`` is
+      ``False`` if any branch failed.
+
+    ``await panel.run_branches(task)`` returns the branch list directly.
+
+    Arguments:
+        concurrency_limit: at most this many branches run at once (a
+            :class:`anyio.CapacityLimiter` created per call, so the cap
+            applies to each call separately).  ``None``: all at once.
+        step_timeout: seconds each branch may *execute*; the time it waits
+            for a ``concurrency_limit`` slot does not count.  A branch over
+            the limit is cancelled (its HTTP requests aborted) and its slot
+            holds an error envelope with ``error.type == "TimeoutError"``;
+            the other branches go on.
+
+    Errors and cancellation: a failing or timed-out branch never raises; the
+    call returns normally with the error in that branch's slot.  If the
+    *caller* is cancelled, every branch is cancelled and awaited before the
+    cancellation propagates: nothing keeps running after the call returns.
+    """
+
+    def __init__(
+        self,
+        *agents: AgentBase,
+        concurrency_limit: int | None = None,
+        step_timeout: float | None = None,
+        name: str = "parallel",
+        description: str | None = None,
+        session: Session | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.agents = check_agents(agents, "Agent.parallel")
+        if concurrency_limit is not None and (
+            isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int) or concurrency_limit < 1
+        ):
+            raise ConfigurationError(
+                f"concurrency_limit must be a whole number >= 1 or None, got {concurrency_limit!r}"
+            )
+        self.concurrency_limit = concurrency_limit
+        self.step_timeout = check_timeout(step_timeout, "step_timeout")
+        super().__init__(name=name, description=description, session=session, verbose=verbose, timeout=None)
+
+    async def run_branches(self, task: str | Envelope, *, context: str | None = None) -> list[Envelope]:
+        """Run every branch on ``task``; the branch envelopes in input order.
+
+        Same semantics as :meth:`run` (errors in their slots, cancellation
+        propagated), without the folding into one envelope.
+        """
+        task_env = Envelope.from_task(task, context)
+        ctx = events.child_context(new_run_id(), self.name, extra_sinks=self._sinks)
+        token = events.enter(ctx)
+        try:
+            branches, _ = await self._fan_out(task_env, ctx)
+        finally:
+            events.leave(token)
+        return branches
+
+    async def _execute(self, task: Envelope, run: RunContext) -> Envelope:
+        branches, wall_ms = await self._fan_out(task, run)
+        return fold_branches(branches, task)
+
+    async def _fan_out(self, task: Envelope, run: RunContext) -> tuple[list[Envelope], float]:
+        n = len(self.agents)
+        results: list[Envelope | None] = [None] * n
+        limiter = anyio.CapacityLimiter(self.concurrency_limit) if self.concurrency_limit else None
+        traced = bool(run.sinks)
+        if traced:
+            run.emit(events.PARALLEL_START, branches=n, names=[a.name for a in self.agents])
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for index, agent in enumerate(self.agents):
+                tg.start_soon(self._branch, index, agent, task, results, limiter, run if traced else None)
+        wall_ms = (time.perf_counter() - started) * 1000.0
+        branches: list[Envelope] = results  # type: ignore[assignment]  # every slot is filled
+        if traced:
+            run.emit(
+                events.PARALLEL_FINISH,
+                branches=n,
+                total_cost_usd=sum(b.metadata.cost_usd for b in branches),
+                max_latency_ms=max(b.metadata.latency_ms for b in branches),
+                wall_ms=wall_ms,
+                failed=sum(1 for b in branches if not b.ok),
+            )
+        return branches, wall_ms
+
+    async def _branch(
+        self,
+        index: int,
+        agent: AgentBase,
+        task: Envelope,
+        results: list[Envelope | None],
+        limiter: anyio.CapacityLimiter | None,
+        run: RunContext | None,
+    ) -> None:
+        if limiter is None:
+            await self._execute_branch(index, agent, task, results, run)
+        else:
+            async with limiter:
+                await self._execute_branch(index, agent, task, results, run)
+
+    async def _execute_branch(
+        self,
+        index: int,
+        agent: AgentBase,
+        task: Envelope,
+        results: list[Envelope | None],
+        run: RunContext | None,
+    ) -> None:
+        branch_ctx = None
+        if run is not None:
+            # Label everything this branch emits (its agent, that agent's
+            # sub-agents) with the branch name.  The context is this child
+            # task's own copy, so the label does not leak to siblings.
+            branch_ctx = RunContext(run.run_id, run.agent, run.parent_run_id, agent.name, run.sinks)
+            events.enter(branch_ctx)
+            branch_ctx.emit(events.BRANCH_START, index=index, model=agent.model)
+        started = time.perf_counter()
+        try:
+            if self.step_timeout is None:
+                env = await agent.run(task)
+            else:
+                with anyio.move_on_after(self.step_timeout) as scope:
+                    env = await agent.run(task)
+                if scope.cancelled_caught:
+                    env = self._timeout_envelope(agent, task, started)
+        except Exception as exc:  # AgentBase.run returns errors; this guards custom subclasses
+            env = Envelope.error_envelope(
+                exc,
+                task=task.task,
+                metadata=EnvelopeMetadata(
+                    run_id=new_run_id(),
+                    agent=agent.name,
+                    model=agent.model,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                ),
+            )
+        results[index] = env
+        if branch_ctx is not None:
+            branch_ctx.emit(events.BRANCH_FINISH, index=index, **finish_data(env))
+
+    def _timeout_envelope(self, agent: AgentBase, task: Envelope, started: float) -> Envelope:
+        return Envelope.error_envelope(
+            TimeoutError(f"branch {agent.name!r} exceeded step_timeout={self.step_timeout:g}s"),
+            task=task.task,
+            metadata=EnvelopeMetadata(
+                run_id=new_run_id(),
+                agent=agent.name,
+                model=agent.model,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+            ),
+        )
+
+
+def fold_branches(branches: list[Envelope], task: Envelope) -> Envelope:
+    """One envelope for a set of branches: the parallel result shape (see :class:`ParallelAgent`).
+
+    ``latency_ms`` is left for the caller (the wrapper's run measures it).
+    """
+    input_tokens = output_tokens = 0
+    cost = 0.0
+    error = None
+    for branch in branches:
+        meta = branch.metadata
+        input_tokens += meta.input_tokens
+        output_tokens += meta.output_tokens
+        cost += meta.cost_usd
+        if error is None and branch.error is not None:
+            error = branch.error
+    metadata = EnvelopeMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost,
+        nested_input_tokens=input_tokens,
+        nested_output_tokens=output_tokens,
+        nested_cost_usd=cost,
+    )
+    return Envelope(task=task.task, context=task.context, payload=branches, metadata=metadata, error=error)

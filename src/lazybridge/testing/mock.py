@@ -1,0 +1,169 @@
+"""MockAgent and ScriptedEngine: scripted answers, no provider, real runtime.
+
+A :class:`MockAgent` is a real :class:`~lazybridge.Agent` whose engine replays
+a script, so pipelines built from mocks exercise the same run ids, events,
+deadlines, cancellation and cost rollup as production agents.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .. import events
+from ..agent import Agent
+from ..envelope import Envelope, EnvelopeMetadata
+from ..events import RunContext
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+#: What a script may hold: a reply, an Envelope, or an exception to raise.
+Reply = str | Envelope | BaseException
+Script = Reply | Sequence[Reply] | Mapping[str, Reply] | Callable[[str], Any]
+
+
+class ScriptedEngine:
+    """An engine that answers from a script.
+
+    ``responses`` may be
+
+    * a single reply, returned for every task;
+    * a list of replies, returned in order (the last one repeats once the
+      list runs out);
+    * a dict mapping a substring of the task to a reply (first match in
+      insertion order; the key ``"*"`` is the fallback);
+    * a callable ``fn(task) -> reply`` (sync or async).
+
+    A reply is a ``str`` (the answer), an :class:`Envelope` (returned as is,
+    which is how a test scripts an error envelope) or an exception instance
+    (raised, so the agent turns it into an error envelope).
+
+    ``delay`` seconds are slept before answering (cancellable, like a real
+    request).  Every task is recorded in :attr:`calls`.
+    """
+
+    def __init__(
+        self,
+        responses: Script = "ok",
+        *,
+        delay: float = 0.0,
+        model: str = "mock-model",
+        provider: str = "mock",
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None:
+        self.responses = responses
+        self.delay = delay
+        self.model: str | None = model
+        self.provider = provider
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cost_usd = cost_usd
+        self.calls: list[str] = []
+        self._position = 0
+
+    def _pick(self, task: str) -> Any:
+        script = self.responses
+        if isinstance(script, (str, Envelope, BaseException)):
+            return script
+        if isinstance(script, Mapping):
+            for key, reply in script.items():
+                if key != "*" and key in task:
+                    return reply
+            if "*" in script:
+                return script["*"]
+            raise LookupError(f"MockAgent has no scripted reply for task {task!r}")
+        if isinstance(script, Sequence):
+            if not script:
+                raise LookupError("MockAgent's script is empty")
+            reply = script[min(self._position, len(script) - 1)]
+            self._position += 1
+            return reply
+        if callable(script):
+            return script
+        raise TypeError(f"unsupported MockAgent script: {type(script).__name__}")
+
+    async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
+        text = task.task or ""
+        self.calls.append(text)
+        reply = self._pick(text)
+        if self.delay:
+            await anyio.sleep(self.delay)
+        if callable(reply) and not isinstance(reply, (Envelope, BaseException)):
+            reply = reply(text)
+            if inspect.isawaitable(reply):
+                reply = await reply
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(reply, Envelope):
+            return reply
+        answer = str(reply)
+        if run.sinks:
+            run.emit(events.MODEL_RESPONSE, text=answer, model=self.model, turn=1)
+        return Envelope(
+            payload=answer,
+            metadata=EnvelopeMetadata(
+                model=self.model,
+                provider=self.provider,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cost_usd=self.cost_usd,
+            ),
+        )
+
+
+class MockAgent(Agent):
+    """An :class:`~lazybridge.Agent` with a :class:`ScriptedEngine`.
+
+    ::
+
+        researcher = MockAgent({"policy": "EU AI Act news", "*": "nothing"},
+                               name="eu", delay=0.05, cost_usd=0.0001)
+        env = researcher("AI policy news")
+        assert researcher.calls == ["AI policy news"]
+    """
+
+    engine: ScriptedEngine
+
+    def __init__(
+        self,
+        responses: Script = "ok",
+        *,
+        name: str = "mock",
+        description: str | None = None,
+        delay: float = 0.0,
+        model: str = "mock-model",
+        provider: str = "mock",
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float = 0.0,
+        session: Session | None = None,
+        verbose: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(
+            engine=ScriptedEngine(
+                responses,
+                delay=delay,
+                model=model,
+                provider=provider,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost_usd,
+            ),
+            name=name,
+            description=description,
+            session=session,
+            verbose=verbose,
+            timeout=timeout,
+        )
+
+    @property
+    def calls(self) -> list[str]:
+        """Every task this agent was run on, in order."""
+        return self.engine.calls
