@@ -89,7 +89,7 @@ class TracePrinter:
                 return f"[branch {event.branch}] done cost={cost(data['cost_usd'])}"
             return f"[branch {event.branch}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
         if kind in (events.AGENT_START, events.AGENT_FINISH):
-            if event.branch is not None or event.parent_run_id is not None or data.get("kind") == "ParallelAgent":
+            if event.branch is not None or event.parent_run_id is not None or data.get("agent_kind") == "ParallelAgent":
                 return None  # the branch, parent or parallel header lines already say it
             if kind == events.AGENT_START:
                 model = f" model={data['model']}" if data.get("model") else ""

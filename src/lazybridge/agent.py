@@ -124,7 +124,7 @@ class AgentBase:
         started = time.perf_counter()
         try:
             if ctx.sinks:
-                ctx.emit(events.AGENT_START, task=task_env.task, model=self.model, kind=type(self).__name__)
+                ctx.emit(events.AGENT_START, task=task_env.task, model=self.model, agent_kind=type(self).__name__)
             try:
                 if self.timeout is None:
                     result = await self._execute(task_env, ctx)
@@ -141,7 +141,7 @@ class AgentBase:
             latency_ms = (time.perf_counter() - started) * 1000.0
             result = _finish(result, task_env, run_id, self.name, latency_ms)
             if ctx.sinks:
-                ctx.emit(events.AGENT_FINISH, kind=type(self).__name__, **finish_data(result))
+                ctx.emit(events.AGENT_FINISH, agent_kind=type(self).__name__, **finish_data(result))
             return result
         finally:
             events.leave(token)

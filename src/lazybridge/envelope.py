@@ -92,7 +92,10 @@ class Envelope:
     def from_task(cls, task: str | Envelope, context: str | None = None) -> Envelope:
         """An input envelope for ``task``; an Envelope passes its ``text()`` on."""
         if isinstance(task, Envelope):
-            return cls(task=task.text(), context=context if context is not None else task.context)
+            # A result envelope hands on its text; an input envelope (no
+            # payload yet) hands on its task unchanged.
+            text = task.task if task.payload is None and task.error is None else task.text()
+            return cls(task=text, context=context if context is not None else task.context)
         if not isinstance(task, str):
             raise TypeError(f"task must be a str or an Envelope, not {type(task).__name__}")
         return cls(task=task, context=context)

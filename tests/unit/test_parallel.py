@@ -1,0 +1,314 @@
+"""Agent.parallel: every promise of the seed documents, on asyncio and Trio."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from lazybridge import Agent, ConfigurationError, Envelope, ParallelAgent
+from lazybridge.testing import MockAgent
+
+pytestmark = pytest.mark.anyio
+
+
+def mocks(*names: str, **kwargs: Any) -> list[MockAgent]:
+    return [MockAgent(f"{name} says hi", name=name, **kwargs) for name in names]
+
+
+async def test_branches_run_concurrently() -> None:
+    """Every branch is in flight at once: each waits until all have started."""
+    n = 25
+    started = 0
+    all_started = anyio.Event()
+
+    async def reply(task: str) -> str:
+        nonlocal started
+        started += 1
+        if started == n:
+            all_started.set()
+        with anyio.fail_after(5):  # sequential execution would never get here
+            await all_started.wait()
+        return task.upper()
+
+    panel = Agent.parallel(*(MockAgent(reply, name=f"b{i}") for i in range(n)))
+    env = await panel.run("go")
+    assert env.ok
+    assert [b.text() for b in env] == ["GO"] * n
+
+
+async def test_n_sleeping_branches_take_about_one_sleep() -> None:
+    n, delay = 20, 0.2
+    panel = Agent.parallel(*(MockAgent("x", name=f"b{i}", delay=delay) for i in range(n)))
+    started = time.perf_counter()
+    await panel.run("t")
+    elapsed = time.perf_counter() - started
+    assert elapsed < n * delay / 4  # generous: sequential would be 4 s
+
+
+async def test_concurrency_limit_caps_in_flight_branches() -> None:
+    in_flight = peak = 0
+    release = anyio.Event()
+
+    async def reply(task: str) -> str:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return "done"
+
+    panel = Agent.parallel(*(MockAgent(reply, name=f"b{i}") for i in range(7)), concurrency_limit=3)
+    result: list[Envelope] = []
+
+    async def run() -> None:
+        result.append(await panel.run("t"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.wait_all_tasks_blocked()
+        assert in_flight == 3  # three hold a slot, four queue
+        release.set()
+    assert peak == 3
+    assert result[0].ok and len(result[0]) == 7
+
+
+async def test_step_timeout_cancels_the_slow_branch_and_siblings_finish() -> None:
+    observed_cancel = anyio.Event()
+
+    async def hang(task: str) -> str:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            observed_cancel.set()
+            raise
+        raise AssertionError("unreachable")
+
+    slow = MockAgent(hang, name="slow")
+    fast_a, fast_b = mocks("fast_a", "fast_b")
+    env = await Agent.parallel(fast_a, slow, fast_b, step_timeout=0.2).run("t")
+    assert observed_cancel.is_set()
+    assert [b.ok for b in env] == [True, False, True]
+    assert env[1].error is not None and env[1].error.type == "TimeoutError"
+    assert "step_timeout=0.2s" in env[1].error.message
+    assert env[1].metadata.agent == "slow"
+    assert env.error == env[1].error and not env.ok
+    assert env.text() == "[fast_a]\nfast_a says hi\n\n[slow]\n(error) " + env[1].error.message + (
+        "\n\n[fast_b]\nfast_b says hi"
+    )
+
+
+async def test_step_timeout_does_not_count_the_wait_for_a_slot() -> None:
+    # One slot, three branches of 0.15 s: the last waits 0.3 s for its slot,
+    # which must not count against its 0.25 s execution budget.
+    panel = Agent.parallel(
+        *(MockAgent("ok", name=f"b{i}", delay=0.15) for i in range(3)),
+        concurrency_limit=1,
+        step_timeout=0.25,
+    )
+    env = await panel.run("t")
+    assert [b.ok for b in env] == [True, True, True]
+
+
+async def test_results_come_back_in_input_order_not_finish_order() -> None:
+    finished: list[str] = []
+
+    def agent(name: str, delay: float) -> MockAgent:
+        async def reply(task: str) -> str:
+            await anyio.sleep(delay)
+            finished.append(name)
+            return name
+
+        return MockAgent(reply, name=name)
+
+    panel = Agent.parallel(agent("a", 0.3), agent("b", 0.2), agent("c", 0.0))
+    branches = await panel.run_branches("t")
+    assert finished == ["c", "b", "a"]
+    assert [b.text() for b in branches] == ["a", "b", "c"]
+    assert [b.metadata.agent for b in branches] == ["a", "b", "c"]
+
+
+async def test_a_failing_branch_is_isolated_and_the_first_error_is_the_wrappers() -> None:
+    boom = MockAgent(RuntimeError("boom"), name="boom")
+    bad = MockAgent(ValueError("bad"), name="bad")
+    ok = MockAgent("fine", name="ok")
+    env = await Agent.parallel(ok, bad, boom).run("t")
+    assert [b.ok for b in env] == [True, False, False]
+    assert env.error is not None and (env.error.type, env.error.message) == ("ValueError", "bad")
+    assert env[2].error is not None and env[2].error.type == "RuntimeError"
+    assert env[0].text() == "fine"
+
+
+async def test_wrapper_sums_costs_and_tokens_and_fills_nested() -> None:
+    a = MockAgent("a", name="a", cost_usd=0.00009, input_tokens=10, output_tokens=5)
+    b = MockAgent("b", name="b", cost_usd=0.00012, input_tokens=20, output_tokens=7)
+    env = await Agent.parallel(a, b).run("t")
+    meta = env.metadata
+    assert math.isclose(meta.cost_usd, 0.00021)
+    assert meta.cost_usd == meta.nested_cost_usd
+    assert (meta.input_tokens, meta.output_tokens) == (30, 12)
+    assert (meta.nested_input_tokens, meta.nested_output_tokens) == (30, 12)
+    assert meta.agent == "parallel" and meta.run_id is not None and meta.run_id.startswith("run_")
+    assert len({meta.run_id, env[0].metadata.run_id, env[1].metadata.run_id}) == 3
+
+
+async def test_latency_is_the_fan_out_wall_time_not_the_sum() -> None:
+    a = MockAgent("a", name="a", delay=0.2)
+    b = MockAgent("b", name="b", delay=0.2)
+    env = await Agent.parallel(a, b).run("t")
+    slowest = max(x.metadata.latency_ms for x in env)
+    assert slowest >= 200
+    assert slowest <= env.metadata.latency_ms < sum(x.metadata.latency_ms for x in env)
+
+
+async def test_parallel_of_parallel_rolls_costs_up_without_double_counting() -> None:
+    inner = Agent.parallel(
+        MockAgent("x", name="x", cost_usd=1.0, input_tokens=1),
+        MockAgent("y", name="y", cost_usd=2.0, input_tokens=2),
+        name="inner",
+    )
+    outer = Agent.parallel(inner, MockAgent("z", name="z", cost_usd=4.0, input_tokens=4), name="outer")
+    env = await outer.run("t")
+    assert env.metadata.cost_usd == env.metadata.nested_cost_usd == 7.0
+    assert env.metadata.input_tokens == 7
+    assert env[0].metadata.cost_usd == 3.0
+    assert env.text() == "[inner]\n[x]\nx\n\n[y]\ny\n\n[z]\nz"
+
+
+async def test_parallel_inside_a_chain_feeds_the_labelled_join_and_rolls_costs_up() -> None:
+    fanout = Agent.parallel(
+        MockAgent("alpha", name="a", cost_usd=1.0, output_tokens=1),
+        MockAgent("beta", name="b", cost_usd=2.0, output_tokens=2),
+    )
+    synth = MockAgent(lambda task: f"synthesised {task!r}", name="synth", cost_usd=4.0, output_tokens=4)
+    pipeline = Agent.chain(fanout, synth)
+    env = await pipeline.run("q")
+    assert synth.calls == ["[a]\nalpha\n\n[b]\nbeta"]
+    assert env.text() == "synthesised '[a]\\nalpha\\n\\n[b]\\nbeta'"
+    assert env.metadata.cost_usd == env.metadata.nested_cost_usd == 7.0
+    assert env.metadata.output_tokens == 7
+    assert env.metadata.agent == "chain"
+
+
+async def test_outer_cancellation_cancels_every_branch_and_leaves_nothing_running() -> None:
+    n = 5
+    entered = 0
+    cancelled = 0
+    finished_after_cancel = False
+
+    async def hang(task: str) -> str:
+        nonlocal entered, cancelled, finished_after_cancel
+        entered += 1
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled += 1
+            raise
+        finished_after_cancel = True
+        return "never"
+
+    panel = Agent.parallel(*(MockAgent(hang, name=f"b{i}") for i in range(n)))
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(panel.run, "t")
+            await anyio.wait_all_tasks_blocked()
+            assert entered == n
+            scope.cancel()
+    # The call has ended: every branch saw the cancellation before it did.
+    assert cancelled == n
+    assert not finished_after_cancel
+    await anyio.wait_all_tasks_blocked()
+    assert cancelled == n
+
+
+async def test_outer_cancel_propagates_out_of_run_branches() -> None:
+    panel = Agent.parallel(*mocks("a", "b", delay=10))
+    with anyio.move_on_after(0.05) as scope:
+        await panel.run_branches("t")
+        raise AssertionError("run_branches returned despite the cancel")
+    assert scope.cancelled_caught
+
+
+async def test_run_branches_returns_the_list_and_accepts_an_envelope() -> None:
+    panel = Agent.parallel(*mocks("a", "b"))
+    branches = await panel.run_branches(Envelope(payload="from upstream"))
+    assert isinstance(branches, list)
+    assert [b.task for b in branches] == ["from upstream", "from upstream"]
+    assert [b.text() for b in branches] == ["a says hi", "b says hi"]
+
+
+async def test_each_branch_receives_the_exact_same_task() -> None:
+    agents = mocks("a", "b", "c")
+    await Agent.parallel(*agents).run("What are the trade-offs?")
+    assert [a.calls for a in agents] == [["What are the trade-offs?"]] * 3
+
+
+async def test_agent_timeout_returns_a_timeout_envelope() -> None:
+    agent = MockAgent("late", name="late", delay=5, timeout=0.05)
+    env = await agent.run("t")
+    assert env.error is not None and env.error.type == "TimeoutError"
+    assert "timeout of 0.05s" in env.error.message
+
+
+async def test_as_tool_runs_the_panel_and_returns_its_envelope() -> None:
+    panel = Agent.parallel(*mocks("a", "b"), name="panel", description="Ask both")
+    tool = panel.as_tool()
+    assert (tool.name, tool.description) == ("panel", "Ask both")
+    assert tool.parameters["required"] == ["task"]
+    env = await tool.call({"task": "t"})
+    assert isinstance(env, Envelope) and env.text() == "[a]\na says hi\n\n[b]\nb says hi"
+    named = mocks("solo")[0].as_tool(name="ask_solo", description="Ask solo")
+    assert (named.name, named.description) == ("ask_solo", "Ask solo")
+    assert (await named.call({"task": "t"})).text() == "solo says hi"
+
+
+async def test_chain_stops_at_the_first_failing_stage() -> None:
+    first = MockAgent("one", name="first", cost_usd=1.0)
+    broken = MockAgent(RuntimeError("stage broke"), name="broken")
+    never = MockAgent("three", name="never")
+    env = await Agent.chain(first, broken, never).run("t")
+    assert env.error is not None and env.error.message == "stage broke"
+    assert never.calls == []
+    assert env.metadata.cost_usd == 1.0
+
+
+# -- construction errors --------------------------------------------------------
+
+
+def test_parallel_needs_agents() -> None:
+    with pytest.raises(ConfigurationError, match="needs at least one agent"):
+        Agent.parallel()
+
+
+def test_parallel_names_the_position_of_a_non_agent() -> None:
+    with pytest.raises(TypeError, match="argument 1 must be an Agent"):
+        Agent.parallel(MockAgent(), "not an agent")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True, "2"])
+def test_parallel_rejects_bad_concurrency_limits(limit: Any) -> None:
+    with pytest.raises(ConfigurationError, match="concurrency_limit must be a whole number >= 1"):
+        Agent.parallel(MockAgent(), concurrency_limit=limit)
+
+
+@pytest.mark.parametrize("timeout", [0, -2.0, float("nan"), "30", False])
+def test_parallel_rejects_bad_step_timeouts(timeout: Any) -> None:
+    with pytest.raises(ConfigurationError, match="step_timeout must be"):
+        Agent.parallel(MockAgent(), step_timeout=timeout)
+
+
+def test_chain_validates_like_parallel() -> None:
+    with pytest.raises(ConfigurationError, match="Agent.chain needs at least one agent"):
+        Agent.chain()
+    with pytest.raises(TypeError, match="Agent.chain: argument 0"):
+        Agent.chain(len)  # type: ignore[arg-type]
+
+
+def test_parallel_is_a_sibling_of_agent_not_a_subclass() -> None:
+    panel = Agent.parallel(MockAgent())
+    assert isinstance(panel, ParallelAgent)
+    assert not isinstance(panel, Agent)
+    assert (panel.name, panel.concurrency_limit, panel.step_timeout) == ("parallel", None, None)

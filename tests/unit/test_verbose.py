@@ -1,0 +1,86 @@
+"""verbose=True prints the interleaved trace of the tutorial seed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lazybridge import Agent
+from lazybridge.testing import MockAgent
+
+pytestmark = pytest.mark.anyio
+
+
+def seed_panel(**kwargs: object) -> Agent | object:
+    a = MockAgent(
+        "Agent frameworks fall into three camps: graph-based, role-based and loop-based.",
+        name="claude_view", model="claude-haiku-4-5", cost_usd=0.00009, delay=0.1,
+    )
+    b = MockAgent(
+        "The trade-offs centre on flexibility versus determinism.",
+        name="gpt_view", model="gpt-5.4-mini", cost_usd=0.00012, delay=0.0,
+    )
+    c = MockAgent(
+        "You can think of agent frameworks along two axes: control and cost.",
+        name="gemini_view", model="gemini-3-flash-preview", cost_usd=0.00008, delay=0.05,
+    )
+    return Agent.parallel(a, b, c, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_verbose_parallel_prints_the_seed_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    panel = seed_panel(verbose=True)
+    env = await panel.run("What are the trade-offs of agent frameworks in 2026?")  # type: ignore[attr-defined]
+    lines = capsys.readouterr().out.splitlines()
+
+    assert lines[0] == "[parallel ▶ 3 branches]"
+    assert set(lines[1:4]) == {
+        "[branch claude_view model=claude-haiku-4-5] started",
+        "[branch gpt_view model=gpt-5.4-mini] started",
+        "[branch gemini_view model=gemini-3-flash-preview] started",
+    }
+    max_latency = round(max(b.metadata.latency_ms for b in env))
+    assert re.fullmatch(r"\[done\] branches=3 total_cost=\$0\.00029 max_latency=(\d+)ms", lines[-1])
+    assert abs(int(re.findall(r"(\d+)ms", lines[-1])[0]) - max_latency) <= 1
+    body = lines[4:-1]
+    assert len(body) == 6
+    for name, first_words, cost in [
+        ("claude_view", "Agent frameworks fall into", "0.00009"),
+        ("gpt_view", "The trade-offs centre on", "0.00012"),
+        ("gemini_view", "You can think of agent", "0.00008"),
+    ]:
+        own = [line for line in body if line.startswith(f"[branch {name}]")]
+        assert len(own) == 2
+        assert own[0].startswith(f"[branch {name}] assistant: {first_words}")
+        assert own[1] == f"[branch {name}] done cost=${cost}"
+    # The branches ran concurrently, so their lines interleave by finish time.
+    assert [line.split("]")[0] for line in body[::2]] == ["[branch gpt_view", "[branch gemini_view", "[branch claude_view"]
+
+
+async def test_long_answers_are_abbreviated(capsys: pytest.CaptureFixture[str]) -> None:
+    agent = MockAgent("word " * 40, name="talker", verbose=True)
+    await agent.run("t")
+    out = capsys.readouterr().out.splitlines()
+    assistant = next(line for line in out if "assistant:" in line)
+    assert assistant.endswith(" ...") and len(assistant) < 100
+
+
+async def test_a_failed_branch_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    panel = Agent.parallel(
+        MockAgent(RuntimeError("quota gone"), name="broke"), MockAgent("fine", name="ok"), verbose=True
+    )
+    await panel.run("t")
+    out = capsys.readouterr().out
+    assert "[branch broke] failed RuntimeError: quota gone" in out
+
+
+async def test_quiet_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    await seed_panel().run("t")  # type: ignore[attr-defined]
+    assert capsys.readouterr().out == ""
+
+
+async def test_nested_verbose_agents_print_each_line_once(capsys: pytest.CaptureFixture[str]) -> None:
+    inner = MockAgent("hello there", name="inner", verbose=True)
+    await Agent.parallel(inner, verbose=True).run("t")
+    out = capsys.readouterr().out.splitlines()
+    assert out.count("[branch inner] assistant: hello there") == 1
