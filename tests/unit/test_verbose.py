@@ -19,7 +19,7 @@ def seed_panel(**kwargs: object) -> Agent | object:
     )
     b = MockAgent(
         "The trade-offs centre on flexibility versus determinism.",
-        name="gpt_view", model="gpt-5.4-mini", cost_usd=0.00012, delay=0.0,
+        name="gpt_view", model="gpt-5.4-mini", cost_usd=0.00012, delay=0.01,
     )
     c = MockAgent(
         "You can think of agent frameworks along two axes: control and cost.",
