@@ -18,17 +18,24 @@ _last_random = 0
 _rng = random.SystemRandom()
 
 
-def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+# Two base32 characters per 10 bits: 13 table look-ups per id instead of 26
+# shifts, which matters when a fan-out makes ten thousand runs.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_prefix_ms = -1
+_prefix = ""
+
+
+def _encode_bits(value: int, pairs: int) -> str:
+    out = []
+    for _ in range(pairs):
+        out.append(_PAIRS[value & 1023])
+        value >>= 10
+    return "".join(reversed(out))
 
 
 def new_run_id() -> str:
     """A new unique, time-sortable id such as ``run_01HX3Q...``."""
-    global _last_ms, _last_random
+    global _last_ms, _last_random, _prefix_ms, _prefix
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:
@@ -39,5 +46,8 @@ def new_run_id() -> str:
         else:
             _last_ms = ms
             _last_random = _rng.getrandbits(_RANDOM_BITS - 1)  # headroom to count up
-        value = (ms << _RANDOM_BITS) | _last_random
-    return "run_" + _encode(value)
+        if ms != _prefix_ms:
+            _prefix_ms, _prefix = ms, "run_" + _encode_bits(ms, 5)  # 48-bit time -> 10 chars
+        random_part = _last_random
+        prefix = _prefix
+    return prefix + _encode_bits(random_part, 8)  # 80 bits -> 16 chars

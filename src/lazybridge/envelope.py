@@ -92,6 +92,8 @@ class Envelope:
     def from_task(cls, task: str | Envelope, context: str | None = None) -> Envelope:
         """An input envelope for ``task``; an Envelope passes its ``text()`` on."""
         if isinstance(task, Envelope):
+            if context is None and task.payload is None and task.error is None:
+                return task  # already an input envelope, and envelopes are immutable
             # A result envelope hands on its text; an input envelope (no
             # payload yet) hands on its task unchanged.
             text = task.task if task.payload is None and task.error is None else task.text()

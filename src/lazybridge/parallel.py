@@ -103,8 +103,12 @@ class ParallelAgent(AgentBase):
             run.emit(events.PARALLEL_START, branches=n, names=[a.name for a in self.agents])
         started = time.perf_counter()
         async with anyio.create_task_group() as tg:
+            branch_run = run if traced else None
             for index, agent in enumerate(self.agents):
-                tg.start_soon(self._branch, index, agent, task, results, limiter, run if traced else None)
+                if limiter is None:
+                    tg.start_soon(self._execute_branch, index, agent, task, results, branch_run)
+                else:
+                    tg.start_soon(self._limited_branch, index, agent, task, results, limiter, branch_run)
         wall_ms = (time.perf_counter() - started) * 1000.0
         branches: list[Envelope] = results  # type: ignore[assignment]  # every slot is filled
         if traced:
@@ -118,20 +122,17 @@ class ParallelAgent(AgentBase):
             )
         return branches, wall_ms
 
-    async def _branch(
+    async def _limited_branch(
         self,
         index: int,
         agent: AgentBase,
         task: Envelope,
         results: list[Envelope | None],
-        limiter: anyio.CapacityLimiter | None,
+        limiter: anyio.CapacityLimiter,
         run: RunContext | None,
     ) -> None:
-        if limiter is None:
+        async with limiter:  # waiting here is outside the branch's step_timeout
             await self._execute_branch(index, agent, task, results, run)
-        else:
-            async with limiter:
-                await self._execute_branch(index, agent, task, results, run)
 
     async def _execute_branch(
         self,

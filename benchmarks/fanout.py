@@ -1,0 +1,120 @@
+"""Agent.parallel fan-out overhead against a bare anyio task group (the floor).
+
+For N MockAgent branches that each "answer" after ``delay`` seconds, compare
+``await Agent.parallel(*branches).run(task)`` with a bare task group running
+the same N coroutines that sleep the same delay and return a string.
+
+Columns:
+  wall        best-of-R wall time of the whole fan-out
+  wall/ideal  wall divided by the delay (for delay 0: by the floor's wall)
+  cpu/branch  process CPU time per branch (µs)
+  ovh/branch  LazyBridge CPU per branch minus the floor's (µs)
+  peak mem    tracemalloc peak during one run (separate, untimed pass)
+
+Targets (issue 2): cpu/branch <= 2x the floor's; wall of N=10000 with 50 ms
+delay <= 1.25x the floor's wall, on each backend.
+
+Usage:  python benchmarks/fanout.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from lazybridge import Agent
+from lazybridge.testing import MockAgent
+
+
+def floor_factory(n: int, delay: float) -> Callable[[], Awaitable[object]]:
+    async def answer(results: list[str | None], index: int) -> None:
+        if delay:
+            await anyio.sleep(delay)
+        results[index] = "ok"
+
+    async def run() -> object:
+        results: list[str | None] = [None] * n
+        async with anyio.create_task_group() as tg:
+            for index in range(n):
+                tg.start_soon(answer, results, index)
+        return results
+
+    return run
+
+
+def lazybridge_factory(n: int, delay: float) -> Callable[[], Awaitable[object]]:
+    panel = Agent.parallel(*(MockAgent("ok", name=f"b{i}", delay=delay) for i in range(n)))
+
+    async def run() -> object:
+        env = await panel.run("task")
+        assert env.ok and len(env) == n
+        return env
+
+    return run
+
+
+def measure(backend: str, make: Callable[[int, float], Callable[[], Awaitable[object]]],
+            n: int, delay: float, repeats: int) -> tuple[float, float, float]:
+    """Best wall (s), best CPU (s), tracemalloc peak (bytes), timed inside one event loop."""
+    run = make(n, delay)
+    best = [float("inf"), float("inf")]
+
+    async def timed() -> None:
+        await run()  # warm-up: first-call imports and caches are not the steady state
+        for _ in range(repeats):
+            gc.collect()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            await run()
+            best[0] = min(best[0], time.perf_counter() - wall0)
+            best[1] = min(best[1], time.process_time() - cpu0)
+
+    anyio.run(timed, backend=backend)
+    gc.collect()
+    tracemalloc.start()
+    anyio.run(run, backend=backend)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return best[0], best[1], peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="N up to 1000, one repeat")
+    args = parser.parse_args()
+    sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10000]
+    failures = []
+    header = (f"{'backend':8} {'N':>6} {'delay':>6} {'impl':10} {'wall':>9} {'wall/ideal':>10} "
+              f"{'cpu/branch':>11} {'ovh/branch':>11} {'peak mem':>10}")
+    print(header)
+    print("-" * len(header))
+    for backend in ("asyncio", "trio"):
+        for delay in (0.0, 0.05):
+            for n in sizes:
+                repeats = 2 if args.quick else (7 if n <= 1000 else 3)
+                f_wall, f_cpu, f_mem = measure(backend, floor_factory, n, delay, repeats)
+                l_wall, l_cpu, l_mem = measure(backend, lazybridge_factory, n, delay, repeats)
+                ideal = delay if delay else f_wall
+                for impl, wall, cpu, mem in (("floor", f_wall, f_cpu, f_mem), ("lazybridge", l_wall, l_cpu, l_mem)):
+                    ovh = "" if impl == "floor" else f"{(l_cpu - f_cpu) / n * 1e6:9.1f}µs"
+                    print(f"{backend:8} {n:>6} {delay * 1000:>4.0f}ms {impl:10} {wall * 1000:>7.1f}ms "
+                          f"{wall / ideal:>10.2f} {cpu / n * 1e6:>9.1f}µs {ovh:>11} {mem / 1e6:>8.2f}MB")
+                if n >= 1000 and l_cpu > 2 * f_cpu:
+                    failures.append(f"{backend} N={n} delay={delay}: cpu {l_cpu / f_cpu:.2f}x floor (target 2x)")
+                if n == 10000 and delay == 0.05 and l_wall > 1.25 * f_wall:
+                    failures.append(f"{backend} N={n} delay={delay}: wall {l_wall / f_wall:.2f}x floor (target 1.25x)")
+    print()
+    if failures:
+        print("TARGETS MISSED:\n  " + "\n  ".join(failures))
+        return 1
+    print("targets met: cpu/branch <= 2x floor (N >= 1000); wall(N=10000, 50 ms) <= 1.25x floor")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
