@@ -85,16 +85,15 @@ class ParallelAgent(AgentBase):
         ctx = events.child_context(new_run_id(), self.name, extra_sinks=self._sinks)
         token = events.enter(ctx)
         try:
-            branches, _ = await self._fan_out(task_env, ctx)
+            branches = await self._fan_out(task_env, ctx)
         finally:
             events.leave(token)
         return branches
 
     async def _execute(self, task: Envelope, run: RunContext) -> Envelope:
-        branches, wall_ms = await self._fan_out(task, run)
-        return fold_branches(branches, task)
+        return fold_branches(await self._fan_out(task, run), task)
 
-    async def _fan_out(self, task: Envelope, run: RunContext) -> tuple[list[Envelope], float]:
+    async def _fan_out(self, task: Envelope, run: RunContext) -> list[Envelope]:
         n = len(self.agents)
         results: list[Envelope | None] = [None] * n
         limiter = anyio.CapacityLimiter(self.concurrency_limit) if self.concurrency_limit else None
@@ -120,7 +119,7 @@ class ParallelAgent(AgentBase):
                 wall_ms=wall_ms,
                 failed=sum(1 for b in branches if not b.ok),
             )
-        return branches, wall_ms
+        return branches
 
     async def _limited_branch(
         self,

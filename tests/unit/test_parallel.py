@@ -301,9 +301,9 @@ def test_parallel_rejects_bad_step_timeouts(timeout: Any) -> None:
 
 
 def test_chain_validates_like_parallel() -> None:
-    with pytest.raises(ConfigurationError, match="Agent.chain needs at least one agent"):
+    with pytest.raises(ConfigurationError, match=r"Agent\.chain needs at least one agent"):
         Agent.chain()
-    with pytest.raises(TypeError, match="Agent.chain: argument 0"):
+    with pytest.raises(TypeError, match=r"Agent\.chain: argument 0"):
         Agent.chain(len)  # type: ignore[arg-type]
 
 
