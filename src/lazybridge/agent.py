@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 
 from . import events
 from ._ids import new_run_id
@@ -263,7 +262,7 @@ class Agent(AgentBase):
             engine = LLMEngine(engine)
         if not callable(getattr(engine, "run", None)):
             raise TypeError(f"engine must be an Engine (LLMEngine, Plan, ...), not {type(engine).__name__}")
-        self.engine: Engine = engine
+        self.engine: Engine = engine  # type: ignore[assignment]  # checked just above
         if isinstance(tools, (str, bytes)) or not isinstance(tools, Iterable):
             raise TypeError(f"tools must be a list of functions, Tools or agents, not {type(tools).__name__}")
         self.tools = tuple(tools)
