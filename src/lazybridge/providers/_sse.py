@@ -162,9 +162,7 @@ def stream_error(error: Any, *, provider: str) -> ProviderError:
     return StreamError(text, provider=provider)
 
 
-def stop_reason(
-    raw: str | None, table: Mapping[str, StopReason], *, has_tool_calls: bool
-) -> StopReason:
+def stop_reason(raw: str | None, table: Mapping[str, StopReason], *, has_tool_calls: bool) -> StopReason:
     """Normalise a provider stop reason.
 
     Tool calls win over a plain "stop" (or an unknown/missing reason): Gemini

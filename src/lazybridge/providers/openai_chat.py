@@ -125,7 +125,10 @@ class OpenAIChatFormat:
     def _response_format(self, schema: OutputSchema) -> dict[str, Any]:
         # The API restricts the name to [A-Za-z0-9_-]{1,64}.
         name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.name)[:64] or "output"
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema.schema), "strict": True}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": dict(schema.schema), "strict": True},
+        }
 
     def _assistant_extras(self, message: Message) -> dict[str, Any]:
         """Extra fields of an assistant message (DeepSeek's ``reasoning_content``)."""
