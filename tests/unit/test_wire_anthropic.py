@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import attrs
 import pytest
 
-from lazybridge.errors import OverloadedError, RateLimitError, StreamError
+from lazybridge.errors import OverloadedError, ProviderError, RateLimitError, StreamError
 from lazybridge.messages import (
     ModelResponse,
     ReasoningPart,
@@ -148,7 +150,7 @@ def test_tool_results_come_before_text_of_the_same_user_turn() -> None:
     request = representative_request()
     tool_turn = request.messages[2]
     merged = attrs.evolve(tool_turn, parts=(TextPart("Also: hurry."), *tool_turn.parts))
-    body = WIRE.build_body(attrs.evolve(request, messages=request.messages[:2] + (merged,)), stream=False)
+    body = WIRE.build_body(attrs.evolve(request, messages=(*request.messages[:2], merged)), stream=False)
     assert [b["type"] for b in body["messages"][2]["content"]] == ["tool_result", "tool_result", "text"]
 
 
@@ -312,8 +314,16 @@ def test_stream_parallel_tool_calls_without_arguments() -> None:
             "id": "msg_01V2noLbAb2NgKnjaNw6Cn3w",
             "model": "claude-haiku-4-5-20251001",
             "content": [
-                {"type": "tool_use", "id": "toolu_01LtHJmixrs9NcWQkK8hu8hj", "name": "pelican_name_generator"},
-                {"type": "tool_use", "id": "toolu_01N8a4jWyf116qKTMqKKmjyt", "name": "pelican_name_generator"},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_01LtHJmixrs9NcWQkK8hu8hj",
+                    "name": "pelican_name_generator",
+                },
+                {
+                    "type": "tool_use",
+                    "id": "toolu_01N8a4jWyf116qKTMqKKmjyt",
+                    "name": "pelican_name_generator",
+                },
             ],
             "stop_reason": "tool_use",
             "usage": {"input_tokens": 542, "output_tokens": 62},
@@ -361,10 +371,14 @@ def test_in_stream_error_event_raises_the_matching_error(kind: str, exc: type[Ex
     decoder = WIRE.stream_decoder()
     decoder.feed("message_start", '{"type":"message_start","message":{"usage":{}}}')
     with pytest.raises(exc) as info:
-        decoder.feed("error", '{"type":"error","error":{"type":"%s","message":"Overloaded"}}  ' % kind)
+        # Trailing spaces as Anthropic pads its data lines.
+        decoder.feed(
+            "error", json.dumps({"type": "error", "error": {"type": kind, "message": "Busy"}}) + "  "
+        )
     assert type(info.value) is exc
-    assert info.value.provider == "anthropic"  # type: ignore[attr-defined]
-    assert info.value.message == "Overloaded"  # type: ignore[attr-defined]
+    assert isinstance(info.value, ProviderError)
+    assert info.value.provider == "anthropic"
+    assert info.value.message == "Busy"
 
 
 # -- errors ---------------------------------------------------------------------
