@@ -58,3 +58,12 @@ class WireFormat(Protocol):
     def error_message(self, body: str) -> str:
         """The provider's own message from an error body (defensive: any shape)."""
         ...
+
+    def error_kind(self, body: str) -> str | None:
+        """The provider's own error type or code (``"insufficient_quota"``,
+        ``"overloaded_error"``, ``"RESOURCE_EXHAUSTED"``), if the body has one.
+
+        Lets the HTTP layer tell a retryable 429 from an exhausted quota
+        without matching on messages.
+        """
+        ...
