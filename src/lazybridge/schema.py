@@ -107,7 +107,19 @@ class Field:
 
 
 class UnsupportedType(Exception):
-    """Raised inside this module; callers see it as a ConfigurationError."""
+    """A type with no JSON Schema; callers of this module see a ConfigurationError.
+
+    ``path`` is the chain of field names from the outermost class to the
+    problem, filled in while the error travels out of nested classes.
+    """
+
+    def __init__(self, problem: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.problem} (at {'.'.join(self.path)})" if self.path else self.problem
 
 
 def function_parameters(fn: Callable[..., Any], *, strict: bool = True) -> tuple[Parameter, ...]:
@@ -120,9 +132,7 @@ def function_parameters(fn: Callable[..., Any], *, strict: bool = True) -> tuple
     label = _callable_label(fn)
     try:
         signature = inspect.signature(fn, eval_str=True)
-    except (NameError, SyntaxError, TypeError) as exc:
-        raise ConfigurationError(f"cannot read the signature of function {label}: {exc}") from exc
-    except ValueError as exc:  # builtins without a signature
+    except (NameError, SyntaxError, TypeError, ValueError) as exc:  # ValueError: no signature
         raise ConfigurationError(f"cannot read the signature of function {label}: {exc}") from exc
     _, param_docs = _parse_doc(_doc_of(fn))
     out = []
@@ -272,9 +282,7 @@ def literal_values(tp: Any) -> tuple[Any, ...]:
 SEQUENCE_ORIGINS: frozenset[Any] = frozenset(
     {list, collections.abc.Sequence, collections.abc.MutableSequence, collections.abc.Iterable}
 )
-SET_ORIGINS: frozenset[Any] = frozenset(
-    {set, frozenset, collections.abc.Set, collections.abc.MutableSet}
-)
+SET_ORIGINS: frozenset[Any] = frozenset({set, frozenset, collections.abc.Set, collections.abc.MutableSet})
 MAPPING_ORIGINS: frozenset[Any] = frozenset({dict, collections.abc.Mapping, collections.abc.MutableMapping})
 
 
@@ -298,9 +306,7 @@ def schema_for_type(tp: Any) -> dict[str, Any]:
     return builder.finish(root)
 
 
-def schema_for_function(
-    fn: Callable[..., Any], *, strict: bool = True
-) -> tuple[str, str, dict[str, Any]]:
+def schema_for_function(fn: Callable[..., Any], *, strict: bool = True) -> tuple[str, str, dict[str, Any]]:
     """``(name, description, parameters_schema)`` for a function offered as a tool.
 
     The description is the docstring's summary (its short and long
@@ -440,7 +446,7 @@ class _Builder:
             try:
                 properties[f.name] = self.property(f.type, f.description, f.required, f.default)
             except UnsupportedType as exc:
-                raise UnsupportedType(f"{exc} (in field {f.name!r} of {_type_label(cls)})") from exc
+                raise UnsupportedType(exc.problem, (f.name, *exc.path)) from exc
         description, _ = _parse_doc(_class_doc(cls))
         return _object_schema(properties, [f.name for f in fields if f.required], description)
 
@@ -475,7 +481,7 @@ def _enum_schema(values: tuple[Any, ...], label: str) -> dict[str, Any]:
     for v in values:
         kind = json_scalar_type(v)
         if kind is None or (kind == "number" and not math.isfinite(v)):
-            raise UnsupportedType(f"{label} has a value that is not a JSON scalar: {v!r}")
+            raise UnsupportedType(f"{label} has a value with no JSON form: {v!r}")
         if kind not in kinds:
             kinds.append(kind)
     if not values:
@@ -581,9 +587,6 @@ def _parse_doc(doc: str | None) -> tuple[str, dict[str, str]]:
         return doc.strip(), {}
     summary = "\n\n".join(part for part in (parsed.short_description, parsed.long_description) if part)
     params = {
-        p.arg_name: " ".join(p.description.split())
-        for p in parsed.params
-        if p.description and p.arg_name
+        p.arg_name: " ".join(p.description.split()) for p in parsed.params if p.description and p.arg_name
     }
     return summary, params
-

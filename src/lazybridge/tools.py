@@ -177,14 +177,14 @@ class Tool:
         if not callable(fn):
             raise ConfigurationError(f"Tool.from_function needs a callable, got {type(fn).__name__}")
         default_name, default_description, schema = schema_for_function(fn, strict=strict)
-        binder = _Binder.for_function(name or default_name, fn, strict=strict)
+        name = _checked_name(default_name if name is None else name)
         return cls(
-            _checked_name(name if name is not None else default_name),
+            name,
             default_description if description is None else description,
             schema,
             fn,
             _checked_timeout(timeout),
-            binder,
+            _Binder.for_function(name, fn, strict=strict),
         )
 
     @classmethod
@@ -293,11 +293,15 @@ def as_tool(obj: Tool | SupportsAsTool | Callable[..., Any]) -> Tool:
     if isinstance(obj, Tool):
         return obj
     if isinstance(obj, type):
-        raise ConfigurationError(f"cannot use the class {obj.__qualname__} as a tool; pass an instance or a function")
+        raise ConfigurationError(
+            f"cannot use the class {obj.__qualname__} as a tool; pass an instance or a function"
+        )
     if isinstance(obj, SupportsAsTool):
         tool = obj.as_tool()
         if not isinstance(tool, Tool):
-            raise ConfigurationError(f"{type(obj).__name__}.as_tool() returned {type(tool).__name__}, not a Tool")
+            raise ConfigurationError(
+                f"{type(obj).__name__}.as_tool() returned {type(tool).__name__}, not a Tool"
+            )
         return tool
     if callable(obj):
         return Tool.from_function(obj)
@@ -537,7 +541,12 @@ _TUPLE: Any = tuple
 _SET: Any = set
 _FROZENSET: Any = frozenset
 _DICT: Any = dict
-_BARE_ARRAYS: dict[Any, Any] = {list: list[Any], tuple: tuple[Any, ...], set: set[Any], frozenset: frozenset[Any]}
+_BARE_ARRAYS: dict[Any, Any] = {
+    list: list[Any],
+    tuple: tuple[Any, ...],
+    set: set[Any],
+    frozenset: frozenset[Any],
+}
 
 
 def _strict(tp: Any) -> Any:
@@ -590,12 +599,18 @@ def _build_strict(tp: Any) -> Any:
     if is_object_class(tp):
         # Registered before its fields are built, so a recursive class finds itself.
         strict_type = _strict_types[tp] = _new_strict(label)
-        fields = class_fields(tp, strict=False)  # strictness was enforced by the schema
-        overrides: dict[str, Any] = {f.name: override(struct_hook=_delegate(_strict(f.type))) for f in fields}
-        make = make_typeddict_structure_fn if is_typeddict(tp) else make_dict_structure_fn
-        structure = make(
-            tp, converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True, **overrides
-        )
+        try:
+            fields = class_fields(tp, strict=False)  # untyped fields were refused by the schema
+            overrides: dict[str, Any] = {
+                f.name: override(struct_hook=_delegate(_strict(f.type))) for f in fields
+            }
+            make = make_typeddict_structure_fn if is_typeddict(tp) else make_dict_structure_fn
+            structure = make(
+                tp, converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True, **overrides
+            )
+        except BaseException:
+            del _strict_types[tp]  # never leave a hook-less (unchecked) type behind
+            raise
         _strict_hooks[strict_type] = _object(lambda v: structure(v, tp))
         return strict_type
     raise ConfigurationError(f"unsupported type {label}")
@@ -639,7 +654,14 @@ def _union(members: list[Any], originals: tuple[Any, ...]) -> _Hook:
 
 
 def _label(tp: Any) -> str:
-    names = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null", None: "null"}
+    names = {
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+        None: "null",
+    }
     if tp in names:
         return names[tp]
     origin = typing.get_origin(tp) or tp
