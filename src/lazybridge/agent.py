@@ -23,6 +23,7 @@ from .errors import ConfigurationError
 from .events import RunContext, Sink
 
 if TYPE_CHECKING:
+    from ._stream import AgentStream
     from .engines.base import Engine
     from .parallel import ParallelAgent
     from .session import Session
@@ -159,6 +160,33 @@ class AgentBase:
 
     async def _run_positional(self, task: str | Envelope, context: str | None) -> Envelope:
         return await self.run(task, context=context)
+
+    def stream(self, task: str | Envelope, *, context: str | None = None) -> AgentStream:
+        """Run the agent on ``task``, yielding the answer's text as it arrives.
+
+        ::
+
+            async with agent.stream("Explain SSE") as stream:
+                async for delta in stream:
+                    print(delta, end="")
+            env = stream.envelope       # what run() would have returned
+
+        Nothing is sent until the first delta is awaited.  ``async for delta
+        in agent.stream(task)`` alone also works and closes the response when
+        the stream ends or fails; use ``async with`` whenever you may stop
+        early.  An engine that cannot stream yields its answer as one chunk.
+
+        Errors: a failed run raises from the iteration (the provider's
+        exception, or ``TimeoutError`` for the agent's ``timeout``), and
+        ``stream.envelope`` is then the error envelope.
+
+        Cancellation: cancelling the consumer while it awaits a delta closes
+        the HTTP response (the provider sees the connection drop) before the
+        cancellation propagates.  See :class:`~lazybridge._stream.AgentStream`.
+        """
+        from ._stream import AgentStream
+
+        return AgentStream(self, task, context)
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
         """This agent as a :class:`~lazybridge.tools.Tool` with one parameter, ``task``.

@@ -1,5 +1,14 @@
-"""Test helpers: agents and engines that need no provider."""
+"""Test helpers: agents and engines that need no provider, and a fake provider server.
 
+* :class:`MockAgent` / :class:`ScriptedEngine` -- scripted answers, no HTTP;
+* :class:`FakeProvider` -- an ASGI app speaking every provider's wire format,
+  scripted with :class:`Reply` objects, recording :class:`RecordedRequest`;
+* :func:`serve_fake_provider` -- runs it on a loopback socket in a background
+  thread (needs the ``lazybridge[testing]`` extra: uvicorn).
+"""
+
+from ._server import serve_fake_provider
+from .fake_provider import FakeProvider, RecordedRequest, Reply
 from .mock import MockAgent, ScriptedEngine
 
-__all__ = ["MockAgent", "ScriptedEngine"]
+__all__ = ["FakeProvider", "MockAgent", "RecordedRequest", "Reply", "ScriptedEngine", "serve_fake_provider"]

@@ -1,0 +1,204 @@
+"""AgentStream: what ``agent.stream(task)`` returns.
+
+A stream is an explicit state machine, not an async generator: every step
+(``__anext__``) opens and closes its own cancel scopes, so nothing is ever
+held across a yield to the consumer (see AnyIO's "Avoiding cancel scope
+stack corruption"), and closing it is an ordinary ``await stream.aclose()``.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+
+from . import events
+from ._ids import new_run_id
+from .agent import _finish, finish_data
+from .envelope import Envelope, EnvelopeMetadata
+from .events import RunContext
+
+if TYPE_CHECKING:
+    from .agent import AgentBase
+
+
+class EngineStream(Protocol):
+    """What an engine's ``stream(task, *, agent, run)`` returns."""
+
+    async def __anext__(self) -> str:
+        """The next text delta; ``StopAsyncIteration`` at the end."""
+        ...
+
+    def result(self) -> Envelope:
+        """The run's envelope (payload, model, tokens, cost); valid after the end."""
+        ...
+
+    async def aclose(self) -> None:
+        """Abort: close whatever is open (idempotent)."""
+        ...
+
+
+class _RunOnce:
+    """The stream of an engine that cannot stream: the whole answer as one chunk."""
+
+    def __init__(self, agent: AgentBase, task: Envelope, run: RunContext) -> None:
+        self._agent = agent
+        self._task = task
+        self._run = run
+        self._envelope: Envelope | None = None
+
+    async def __anext__(self) -> str:
+        if self._envelope is not None:
+            raise StopAsyncIteration
+        self._envelope = await self._agent._execute(self._task, self._run)
+        text = self._envelope.text()
+        if not text:
+            raise StopAsyncIteration
+        return text
+
+    def result(self) -> Envelope:
+        assert self._envelope is not None
+        return self._envelope
+
+    async def aclose(self) -> None:
+        pass
+
+
+class AgentStream:
+    """The text of an agent's answer as it arrives; then :attr:`envelope`.
+
+    ::
+
+        async with agent.stream("Summarise the news") as stream:
+            async for delta in stream:
+                print(delta, end="")
+        print(stream.envelope.metadata.cost_usd)
+
+    ``async for delta in agent.stream(task)`` without ``async with`` works
+    too, and closes the HTTP response when the stream ends or fails; use
+    ``async with`` (or :func:`contextlib.aclosing`) whenever you may stop
+    early, so the response is closed at once rather than when the stream is
+    garbage collected.
+
+    :attr:`envelope` is ``None`` until the stream ends; then it is the
+    envelope :meth:`~lazybridge.Agent.run` would have returned: same text,
+    tokens and cost.  Agents whose engine cannot stream (plans, parallel
+    wrappers, test doubles) yield their whole answer as one chunk.
+
+    Errors: a failed run raises from the iteration -- the provider's
+    exception (:class:`~lazybridge.errors.APITimeoutError` for a stream
+    that stalled, :class:`~lazybridge.errors.StreamError` for one that broke
+    off, ...) or ``TimeoutError`` when the agent's ``timeout`` runs out --
+    after closing the response; :attr:`envelope` is then the error envelope.
+
+    Cancellation: cancelling the consumer while it waits for a delta closes
+    the HTTP response (the connection is dropped, so the provider sees it)
+    before the cancellation propagates.  The agent's ``timeout`` counts from
+    the first ``__anext__`` and is checked while waiting for each delta, not
+    while the consumer holds one.
+    """
+
+    def __init__(self, agent: AgentBase, task: str | Envelope, context: str | None = None) -> None:
+        self._agent = agent
+        self._task = Envelope.from_task(task, context)
+        self._inner: EngineStream | None = None
+        self._ctx: RunContext | None = None
+        self._run_id = ""
+        self._deadline: float | None = None
+        self._started = 0.0
+        self._closed = False
+        self.envelope: Envelope | None = None
+
+    async def __aenter__(self) -> AgentStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AgentStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self.envelope is not None or self._closed:
+            raise StopAsyncIteration
+        if self._ctx is None:
+            self._start()
+        assert self._ctx is not None
+        token = events.enter(self._ctx)
+        try:
+            return await self._step()
+        finally:
+            events.leave(token)
+
+    def _start(self) -> None:
+        agent = self._agent
+        self._run_id = new_run_id()
+        ctx = self._ctx = events.child_context(self._run_id, agent.name, extra_sinks=agent._sinks)
+        self._started = time.perf_counter()
+        if agent.timeout is not None:
+            self._deadline = anyio.current_time() + agent.timeout
+        if ctx.sinks:
+            ctx.emit(events.AGENT_START, task=self._task.task, model=agent.model, agent_kind=type(agent).__name__)
+        engine = getattr(agent, "engine", None)
+        stream = getattr(engine, "stream", None)
+        if callable(stream):
+            self._inner = stream(self._task, agent=agent, run=ctx)
+        else:
+            self._inner = _RunOnce(agent, self._task, ctx)
+
+    async def _step(self) -> str:
+        inner = self._inner
+        assert inner is not None
+        settled = False
+        try:
+            if self._deadline is None:
+                delta = await inner.__anext__()
+            else:
+                with anyio.move_on_at(self._deadline) as scope:
+                    delta = await inner.__anext__()
+                if scope.cancelled_caught:
+                    timeout = self._agent.timeout or 0.0
+                    error = TimeoutError(f"agent {self._agent.name!r} exceeded its timeout of {timeout:g}s")
+                    settled = True
+                    await self._settle(Envelope.error_envelope(error, metadata=self._metadata()))
+                    raise error
+            settled = True
+            return delta
+        except StopAsyncIteration:
+            settled = True
+            await self._settle(inner.result())
+            raise
+        except Exception as exc:
+            if not settled:
+                settled = True
+                await self._settle(Envelope.error_envelope(exc, metadata=self._metadata()))
+            raise
+        finally:
+            if not settled:  # cancelled: close the response before propagating
+                await self.aclose()
+
+    def _metadata(self) -> EnvelopeMetadata:
+        return EnvelopeMetadata(model=self._agent.model)
+
+    async def _settle(self, result: Envelope) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+        latency_ms = (time.perf_counter() - self._started) * 1000.0
+        self.envelope = _finish(result, self._task, self._run_id, self._agent.name, latency_ms)
+        self._closed = True
+        ctx = self._ctx
+        if ctx is not None and ctx.sinks:
+            ctx.emit(events.AGENT_FINISH, agent_kind=type(self._agent).__name__, **finish_data(self.envelope))
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its HTTP response (idempotent).
+
+        :attr:`envelope` stays ``None`` if the stream had not ended.
+        """
+        self._closed = True
+        if self._inner is not None:
+            await self._inner.aclose()

@@ -1,0 +1,189 @@
+"""What a model call cost, in US dollars, from its token usage.
+
+Prices come from, in order:
+
+1. :data:`OVERRIDES` -- a table for models the price package lacks, and
+   anything :func:`set_price` registered;
+2. the maintained ``genai-prices`` package, imported on the first cost
+   computation (it pulls in pydantic, so ``import lazybridge`` never imports
+   it) -- call :func:`load` from async code to do that import in a worker
+   thread instead of blocking the event loop;
+3. nothing: a model nobody knows costs ``0.0`` and triggers one
+   :class:`UnknownPriceWarning` per (provider, model) per process.
+
+Local servers (Ollama) are free; a ``compat/`` server's models are priced
+only by :data:`OVERRIDES`.  The price of each (provider, model) is
+looked up once and cached; for the usual flat per-token prices the cost of a
+call is then four multiplications.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import attrs
+
+from ..messages import Usage
+
+__all__ = ["OVERRIDES", "Price", "UnknownPriceWarning", "cost_usd", "load", "price_for", "set_price"]
+
+
+class UnknownPriceWarning(UserWarning):
+    """A model's price is unknown, so its calls are counted as costing $0."""
+
+
+@attrs.frozen
+class Price:
+    """Flat prices in USD per million tokens.
+
+    ``cache_read`` / ``cache_write`` default to the input price.  Token
+    counts follow :class:`~lazybridge.messages.Usage`: ``input_tokens`` is the
+    whole prompt, cached tokens included.
+    """
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+    def cost(self, usage: Usage) -> float:
+        cache_read = usage.cache_read_tokens
+        cache_write = usage.cache_write_tokens
+        uncached = max(usage.input_tokens - cache_read - cache_write, 0)
+        total = (
+            uncached * self.input
+            + cache_read * (self.input if self.cache_read is None else self.cache_read)
+            + cache_write * (self.input if self.cache_write is None else self.cache_write)
+            + usage.output_tokens * self.output
+        )
+        return total / 1_000_000
+
+
+#: (provider, model) -> Price, consulted before genai-prices.  Empty today:
+#: genai-prices knows every model the registry routes by name.  Add a row when
+#: a provider ships a model before the package does (or call :func:`set_price`).
+OVERRIDES: dict[tuple[str, str], Price] = {}
+
+_Calc = Callable[[Usage], float]
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, str], _Calc | None] = {}
+_warned: set[tuple[str, str]] = set()
+_prices_module: Any = None
+
+
+def set_price(provider: str, model: str, price: Price) -> None:
+    """Use ``price`` for ``model`` of ``provider`` from now on (overrides genai-prices)."""
+    with _lock:
+        OVERRIDES[(provider, model)] = price
+        _cache.pop((provider, model), None)
+
+
+def _import_prices() -> Any:
+    global _prices_module
+    if _prices_module is None:
+        import genai_prices.data_snapshot
+
+        _prices_module = genai_prices
+    return _prices_module
+
+
+async def load() -> None:
+    """Import genai-prices in a worker thread (once); later lookups then never block the loop.
+
+    Cancellation: if cancelled, the import may still finish in its thread;
+    nothing else happens.
+    """
+    if _prices_module is None:
+        await anyio.to_thread.run_sync(_import_prices, abandon_on_cancel=True)
+
+
+def _lookup(provider: str | None, model: str) -> _Calc | None:
+    override = OVERRIDES.get((provider or "", model))
+    if override is not None:
+        return override.cost
+    if provider == "free":
+        return _free
+    if provider is None:
+        # An arbitrary OpenAI-compatible server: guessing from the model name
+        # alone could price a local model at some cloud's rate.
+        return None
+    genai_prices = _import_prices()
+    from datetime import UTC, datetime
+
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    try:
+        _, info = snapshot.find_provider_model(model, None, provider, None)
+    except LookupError:
+        return None
+    prices = info.get_prices(datetime.now(tz=UTC))
+    flat = _flat(prices)
+    if flat is not None:
+        return flat.cost
+    return _tiered(genai_prices, prices)
+
+
+def _free(usage: Usage) -> float:
+    return 0.0
+
+
+def _flat(prices: Any) -> Price | None:
+    """A :class:`Price` when every token price is a plain number (no tiers)."""
+    from decimal import Decimal
+
+    values = {}
+    for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
+        value = getattr(prices, key, None)
+        if value is not None and not isinstance(value, Decimal):
+            return None
+        values[key] = None if value is None else float(value)
+    if values["input_mtok"] is None or values["output_mtok"] is None:
+        return None
+    return Price(values["input_mtok"], values["output_mtok"], values["cache_read_mtok"], values["cache_write_mtok"])
+
+
+def _tiered(genai_prices: Any, prices: Any) -> _Calc:
+    def cost(usage: Usage) -> float:
+        wire = genai_prices.Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
+        return float(prices.calc_price(wire)["total_price"])
+
+    return cost
+
+
+def price_for(provider: str | None, model: str) -> _Calc | None:
+    """The cost function of ``model`` (cached), or ``None`` if nobody knows its price."""
+    key = (provider or "", model)
+    try:
+        return _cache[key]
+    except KeyError:
+        pass
+    calc = _lookup(provider, model)
+    with _lock:
+        _cache[key] = calc
+    return calc
+
+
+def cost_usd(provider: str | None, model: str, usage: Usage) -> float:
+    """The cost of one call; ``0.0`` with one :class:`UnknownPriceWarning` for an unknown model."""
+    calc = price_for(provider, model)
+    if calc is not None:
+        return calc(usage)
+    key = (provider or "", model)
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(
+            f"no price known for model {model!r} (provider {provider or 'unknown'}): its cost is "
+            "counted as $0; register one with lazybridge.providers.pricing.set_price()",
+            UnknownPriceWarning,
+            stacklevel=2,
+        )
+    return 0.0
