@@ -2,12 +2,16 @@
 
 from ._resources import aclose
 from .agent import Agent, AgentBase
+from .engines.plan import Plan, Step
+from .engines.sentinels import from_parallel, from_parallel_all, from_prev, from_start, from_step
 from .envelope import Envelope, EnvelopeMetadata, ErrorInfo
 from .errors import (
     ConfigurationError,
     EnvelopeError,
     LazyBridgeError,
+    MaxIterationsExceeded,
     MaxTurnsExceeded,
+    PlanCompileError,
     ProviderError,
     StructuredOutputError,
 )
@@ -26,11 +30,20 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "LazyBridgeError",
+    "MaxIterationsExceeded",
     "MaxTurnsExceeded",
     "ParallelAgent",
+    "Plan",
+    "PlanCompileError",
     "ProviderError",
     "Session",
+    "Step",
     "StructuredOutputError",
     "Tool",
     "aclose",
+    "from_parallel",
+    "from_parallel_all",
+    "from_prev",
+    "from_start",
+    "from_step",
 ]

@@ -110,4 +110,8 @@ class TracePrinter:
             return f"[{who}] tool error: {data['name']} -> {snippet(str(data.get('error', '')))}"
         if kind == events.STEP_START:
             return f"[{who}] step {data['step']} started"
+        if kind == events.STEP_FINISH:
+            if data["ok"]:
+                return f"[{who}] step {data['step']} done cost={cost(data['cost_usd'])} latency={data['latency_ms']:.0f}ms"
+            return f"[{who}] step {data['step']} failed {data['error_type']}: {snippet(data['error_message'] or '')}"
         return None

@@ -350,12 +350,16 @@ class Agent(AgentBase):
         Returns an :class:`Agent`.  Its envelope is the last stage's, with
         inclusive cost and tokens (every stage counts as a nested run).  A
         stage that fails stops the chain; its error envelope is returned.
+
+        Sugar over :class:`~lazybridge.Plan`: the agent's engine is
+        ``Plan(Step(a), Step(b), ...)``, so a chain reports ``step_start`` /
+        ``step_finish`` events like any plan.
         """
-        from .engines.chain import ChainEngine
+        from .engines.chain import chain_plan
 
         stages = check_agents(agents, "Agent.chain")
         return Agent(
-            engine=ChainEngine(stages),
+            engine=chain_plan(stages),
             name=name,
             description=description,
             session=session,

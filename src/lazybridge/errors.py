@@ -5,8 +5,10 @@ Exceptions raised at construction time and the errors whose class names become
 
     LazyBridgeError
     ├── ConfigurationError          bad arguments, unknown model (raised at construction)
+    │   └── PlanCompileError        an invalid Plan, naming the step (raised at construction)
     ├── EnvelopeError               raised by Envelope.raise_for_error()
     ├── MaxTurnsExceeded            the tool loop ran out of turns
+    ├── MaxIterationsExceeded       a Plan's routing cycle ran past max_iterations
     ├── StructuredOutputError       the model's answer never fitted ``output=``
     └── ProviderError               anything a provider call can fail with
         ├── APIConnectionError      the request never got an HTTP answer (retryable)
@@ -39,6 +41,10 @@ class ConfigurationError(LazyBridgeError, ValueError):
     """An argument is invalid; raised at construction, naming the argument."""
 
 
+class PlanCompileError(ConfigurationError):
+    """A :class:`~lazybridge.Plan` is invalid; the message names the offending step."""
+
+
 class EnvelopeError(LazyBridgeError):
     """Raised by :meth:`Envelope.raise_for_error` for an error envelope."""
 
@@ -50,6 +56,10 @@ class EnvelopeError(LazyBridgeError):
 
 class MaxTurnsExceeded(LazyBridgeError):
     """The model kept calling tools past ``max_turns``."""
+
+
+class MaxIterationsExceeded(LazyBridgeError):
+    """A :class:`~lazybridge.Plan`'s routes sent a step past ``max_iterations`` runs."""
 
 
 class StructuredOutputError(LazyBridgeError):
