@@ -184,7 +184,7 @@ class Tool:
             schema,
             fn,
             _checked_timeout(timeout),
-            _Binder.for_function(name, fn, strict=strict),
+            _Binder.for_function(fn, strict=strict),
         )
 
     @classmethod
@@ -253,7 +253,7 @@ class Tool:
             with anyio.move_on_after(self.timeout):
                 return await self.fn(*args, **kwargs)
         else:
-            slot = await _ThreadSlot.acquire(limiter or default_thread_limiter())
+            slot = await _ThreadSlot.acquire(limiter if limiter is not None else default_thread_limiter())
             try:
                 with anyio.move_on_after(self.timeout):
                     return await anyio.to_thread.run_sync(
@@ -269,7 +269,7 @@ class Tool:
 
     def _bind(self, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         if self._binder is not None:
-            return self._binder.bind(arguments)
+            return self._binder.bind(self.name, arguments)
         if not isinstance(arguments, Mapping):
             raise ToolArgumentError(self.name, [f"expected object, got {_json_type(arguments)} @ $"])
         return [], dict(arguments)
@@ -319,7 +319,9 @@ def _checked_name(name: str) -> str:
 
 
 def _checked_timeout(timeout: float | None) -> float | None:
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
         raise ConfigurationError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     return timeout
 
@@ -401,20 +403,20 @@ class _Param:
 class _Binder:
     """Turns a model's JSON arguments into ``(args, kwargs)`` for one function."""
 
-    tool: str
     params: tuple[_Param, ...]
 
     @classmethod
-    def for_function(cls, tool: str, fn: Callable[..., Any], *, strict: bool) -> _Binder:
-        params = tuple(
-            _Param(p.name, _strict(p.annotation), p.required, p.default, p.positional_only)
-            for p in function_parameters(fn, strict=strict)
+    def for_function(cls, fn: Callable[..., Any], *, strict: bool) -> _Binder:
+        return cls(
+            tuple(
+                _Param(p.name, _strict(p.annotation), p.required, p.default, p.positional_only)
+                for p in function_parameters(fn, strict=strict)
+            )
         )
-        return cls(tool, params)
 
-    def bind(self, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    def bind(self, tool: str, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         if not isinstance(arguments, Mapping):
-            raise ToolArgumentError(self.tool, [f"expected object, got {_json_type(arguments)} @ $"])
+            raise ToolArgumentError(tool, [f"expected object, got {_json_type(arguments)} @ $"])
         known = {p.name for p in self.params}
         errors = [f"unexpected field @ $.{key}" for key in arguments if key not in known]
         values: dict[str, Any] = {}
@@ -428,7 +430,7 @@ class _Binder:
             except Exception as exc:
                 errors.extend(cattrs.transform_error(exc, f"$.{p.name}", _describe))
         if errors:
-            raise ToolArgumentError(self.tool, errors)
+            raise ToolArgumentError(tool, errors)
         args: list[Any] = []
         positional = [p for p in self.params if p.positional_only]
         last_given = max((i for i, p in enumerate(positional) if p.name in values), default=-1)
@@ -501,38 +503,26 @@ def _new_strict(label: str, hook: _Hook | None = None) -> Any:
     return strict_type
 
 
-def _expect(kind: type | tuple[type, ...], name: str) -> _Hook:
+def _primitive(name: str, accept: Callable[[Any], bool], convert: Callable[[Any], Any] = lambda v: v) -> Any:
     def hook(value: Any, _: Any) -> Any:
-        if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
-            return value
+        if accept(value):
+            return convert(value)
         raise _Mismatch(f"expected {name}, got {_json_type(value)}")
 
-    return hook
+    return _new_strict(name, hook)
 
 
-def _structure_int(value: Any, _: Any) -> int:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return typing.cast(int, _expect(int, "integer")(value, _))
-
-
-def _structure_float(value: Any, _: Any) -> float:
-    return float(_expect((int, float), "number")(value, _))
-
-
-def _structure_none(value: Any, _: Any) -> None:
-    if value is not None:
-        raise _Mismatch(f"expected null, got {_json_type(value)}")
-
-
-_STRICT_STR = _new_strict("str", _expect(str, "string"))
+# JSON Schema's "integer" includes 3.0; bool is never a number.
 _PRIMITIVES: dict[Any, Any] = {
-    str: _STRICT_STR,
-    bool: _new_strict("bool", _expect(bool, "boolean")),
-    int: _new_strict("int", _structure_int),
-    float: _new_strict("float", _structure_float),
-    type(None): _new_strict("None", _structure_none),
+    str: _primitive("string", lambda v: isinstance(v, str)),
+    bool: _primitive("boolean", lambda v: isinstance(v, bool)),
+    int: _primitive(
+        "integer", lambda v: _json_type(v) == "integer" or (isinstance(v, float) and v.is_integer()), int
+    ),
+    float: _primitive("number", lambda v: _json_type(v) in ("integer", "number"), float),
+    type(None): _primitive("null", lambda v: v is None),
 }
+_STRICT_STR = _PRIMITIVES[str]
 
 
 # Typed as Any: these are subscripted with types built at run time.
@@ -574,9 +564,9 @@ def _build_strict(tp: Any) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     label = repr(tp)
     if origin is typing.Literal:
-        return _new_strict(label, _choices([(v, v) for v in literal_values(tp)], tp))
+        return _new_strict(label, _choices([(v, v) for v in literal_values(tp)]))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _new_strict(label, _choices([(m.value, m) for m in tp], tp))
+        return _new_strict(label, _choices([(m.value, m) for m in tp]))
     if origin is typing.Union or origin is types.UnionType:
         return _new_strict(label, _union([_strict(a) for a in args], args))
     if tp in _BARE_ARRAYS:
@@ -620,7 +610,7 @@ def _delegate(strict_type: Any) -> _Hook:
     return lambda value, _: converter.structure(value, strict_type)
 
 
-def _choices(choices: list[tuple[Any, Any]], tp: Any) -> _Hook:
+def _choices(choices: list[tuple[Any, Any]]) -> _Hook:
     def hook(value: Any, _: Any) -> Any:
         for json_value, result in choices:
             if type(value) is type(json_value) and value == json_value:
@@ -647,32 +637,18 @@ def _union(members: list[Any], originals: tuple[Any, ...]) -> _Hook:
                 return converter.structure(value, member)
             except Exception:  # not this member: try the next
                 continue
-        names = " or ".join(_label(unwrap_annotated(o)[0]) for o in originals)
+        names = " or ".join(_label(o) for o in originals)
         raise _Mismatch(f"expected {names}, got {_json_type(value)}")
 
     return union
 
 
 def _label(tp: Any) -> str:
-    names = {
-        str: "string",
-        int: "integer",
-        float: "number",
-        bool: "boolean",
-        type(None): "null",
-        None: "null",
-    }
-    if tp in names:
-        return names[tp]
-    origin = typing.get_origin(tp) or tp
-    if origin is typing.Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
-        values = literal_values(tp) if origin is typing.Literal else tuple(m.value for m in tp)
-        return "one of " + ", ".join(_show(v) for v in values)
-    if origin in SEQUENCE_ORIGINS or origin in SET_ORIGINS or origin in (list, tuple, set, frozenset):
-        return "array"
-    if isinstance(tp, type):
-        return "object" if tp is dict or origin in MAPPING_ORIGINS else f"{tp.__name__} object"
-    return "object" if origin in MAPPING_ORIGINS else repr(tp)
+    """A short name for a union member, in error messages."""
+    tp = unwrap_annotated(tp)[0]
+    if tp in _PRIMITIVES or tp is None:
+        return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(tp, "null")
+    return getattr(tp, "__name__", None) or getattr(typing.get_origin(tp), "__name__", None) or repr(tp)
 
 
 def _array(target: Any, *, length: int | None = None) -> _Hook:

@@ -132,6 +132,7 @@ def test_repr_leaves_out_the_function() -> None:
         ({"name": ""}, "tool name '' is not valid"),
         ({"timeout": 0}, "timeout must be a positive number of seconds or None, got 0"),
         ({"timeout": -1.0}, "timeout must be a positive number of seconds or None, got -1.0"),
+        ({"timeout": True}, "timeout must be a positive number of seconds or None, got True"),
     ],
 )
 def test_bad_options_are_configuration_errors(options: dict[str, Any], message: str) -> None:
