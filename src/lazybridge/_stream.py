@@ -142,7 +142,9 @@ class AgentStream:
         if agent.timeout is not None:
             self._deadline = anyio.current_time() + agent.timeout
         if ctx.sinks:
-            ctx.emit(events.AGENT_START, task=self._task.task, model=agent.model, agent_kind=type(agent).__name__)
+            ctx.emit(
+                events.AGENT_START, task=self._task.task, model=agent.model, agent_kind=type(agent).__name__
+            )
         engine = getattr(agent, "engine", None)
         stream = getattr(engine, "stream", None)
         if callable(stream):

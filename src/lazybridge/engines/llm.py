@@ -104,14 +104,20 @@ class LLMEngine:
         route = registry.resolve(model, base_url=base_url)
         if system is not None and not isinstance(system, str):
             raise ConfigurationError(f"system must be a string or None, not {type(system).__name__}")
-        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+        ):
             raise ConfigurationError(f"temperature must be a number or None, not {temperature!r}")
-        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
             raise ConfigurationError(f"max_tokens must be a whole number >= 1 or None, not {max_tokens!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError(f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}")
+            raise ConfigurationError(
+                f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"
+            )
         if limits is not None and not isinstance(limits, httpx.Limits):
             raise ConfigurationError(f"limits must be an httpx.Limits, not {type(limits).__name__}")
         if api_key is not None and not isinstance(api_key, str):

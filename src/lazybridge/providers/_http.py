@@ -46,7 +46,7 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import anyio
@@ -105,6 +105,7 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 QUOTA_KINDS = frozenset({"insufficient_quota", "enforced_spend_limit_reached", "billing_error"})
 
 _CLOSE_TIMEOUT = 5.0
+_DRAIN_LIMIT = 100_000
 
 
 # -- secrets -------------------------------------------------------------------
@@ -318,9 +319,9 @@ def status_error(
     """The exception for an error status, with the provider's own message, and
     the delay the provider asked for before a retry (seconds, or ``None``)."""
     wire = endpoint.wire
-    message = endpoint.scrub(wire.error_message(body) if body.strip() else "") or httpx.codes.get_reason_phrase(
-        status
-    )
+    message = endpoint.scrub(
+        wire.error_message(body) if body.strip() else ""
+    ) or httpx.codes.get_reason_phrase(status)
     error_kind = getattr(wire, "error_kind", None)
     kind: str | None = error_kind(body) if error_kind is not None and body.strip() else None
     delay, daily, key_invalid = _google_details(body)
@@ -510,7 +511,7 @@ class EventStream:
         self._response = response
         self._decoder: StreamDecoder = endpoint.wire.stream_decoder()
         self._pending: collections.deque[str] = collections.deque()
-        self._events: AsyncIterator[Any] | None = None
+        self._events: AsyncGenerator[Any, None] | None = None
         self._final: ModelResponse | None = None
         self._exhausted = False
         self._closed = False
@@ -560,7 +561,7 @@ class EventStream:
             if not done:
                 await self.aclose()
 
-    async def _start(self) -> AsyncIterator[Any] | None:
+    async def _start(self) -> AsyncGenerator[Any, None] | None:
         """The SSE events of the response; ``None`` if a server answered with plain JSON."""
         content_type = self._response.headers.get("content-type", "")
         if "json" in content_type and "event-stream" not in content_type:
@@ -583,7 +584,7 @@ class EventStream:
             return None
         from httpx_sse import EventSource
 
-        return EventSource(self._response).aiter_sse().__aiter__()
+        return EventSource(self._response).aiter_sse()
 
     def finish(self) -> ModelResponse:
         """The whole reply; call after the stream is exhausted.
@@ -605,7 +606,16 @@ class EventStream:
             return
         self._closed = True
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            events = self._events
-            if events is not None and hasattr(events, "aclose"):
-                await events.aclose()
             await self._response.aclose()
+            events = self._events
+            if events is not None:
+                # Run the closed stream to its end (it fails at once, or yields
+                # what was already buffered), so that every async generator
+                # nested inside httpx and httpx-sse finishes here instead of
+                # being garbage collected half-way (which Trio warns about).
+                for _ in range(_DRAIN_LIMIT):
+                    try:
+                        await events.__anext__()
+                    except Exception:  # StopAsyncIteration, or the closed connection's error
+                        break
+                await events.aclose()

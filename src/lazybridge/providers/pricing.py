@@ -143,7 +143,9 @@ def _flat(prices: Any) -> Price | None:
         values[key] = None if value is None else float(value)
     if values["input_mtok"] is None or values["output_mtok"] is None:
         return None
-    return Price(values["input_mtok"], values["output_mtok"], values["cache_read_mtok"], values["cache_write_mtok"])
+    return Price(
+        values["input_mtok"], values["output_mtok"], values["cache_read_mtok"], values["cache_write_mtok"]
+    )
 
 
 def _tiered(genai_prices: Any, prices: Any) -> _Calc:

@@ -145,7 +145,9 @@ class Route:
 def resolve(model: str, *, base_url: str | None = None) -> Route:
     """The :class:`Route` for ``model``; raises ``ConfigurationError`` for an unknown one."""
     if not isinstance(model, str) or not model.strip():
-        raise ConfigurationError(f"model must be a non-empty string such as 'claude-haiku-4-5', not {model!r}")
+        raise ConfigurationError(
+            f"model must be a non-empty string such as 'claude-haiku-4-5', not {model!r}"
+        )
     name = model.strip()
     provider_name: str | None = None
     prefix, slash, rest = name.partition("/")

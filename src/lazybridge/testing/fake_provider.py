@@ -265,7 +265,9 @@ class FakeProvider:
             await self._reply(request, reply, send, state)
             tg.cancel_scope.cancel()
 
-    async def _reply(self, request: RecordedRequest, reply: Reply, send: Send, state: dict[str, bool]) -> None:
+    async def _reply(
+        self, request: RecordedRequest, reply: Reply, send: Send, state: dict[str, bool]
+    ) -> None:
         delay = reply.delay or self.latency
         if delay:
             await anyio.sleep(delay)
@@ -301,7 +303,9 @@ class FakeProvider:
                 await anyio.sleep_forever()
             if reply.chunk_delay and count:
                 await anyio.sleep(reply.chunk_delay)
-            await send({"type": "http.response.body", "body": (event + separator).encode(), "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": (event + separator).encode(), "more_body": True}
+            )
         state["finished"] = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -349,7 +353,9 @@ def _last_user_text(wire: str, body: Any) -> str:
         content = item.get("parts") if wire == "gemini" else item.get("content")
         if isinstance(content, str):
             return content
-        texts = [p.get("text", "") for p in content or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        texts = [
+            p.get("text", "") for p in content or () if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
         if texts:
             return "".join(texts)
     return ""
@@ -378,13 +384,25 @@ def _error_body(wire: str, reply: Reply) -> dict[str, Any]:
         529: "Overloaded",
     }.get(status, f"HTTP {status}")
     if wire == "anthropic":
-        kinds = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error", 429: "rate_limit_error", 529: "overloaded_error"}  # fmt: skip
+        kinds = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            403: "permission_error",
+            404: "not_found_error",
+            429: "rate_limit_error",
+            529: "overloaded_error",
+        }
         error: dict[str, Any] = {"type": reply.kind or kinds.get(status, "api_error"), "message": message}
         return {"type": "error", "error": error, "request_id": "req_fake"}
     if wire == "gemini":
-        statuses = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                    429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
+        statuses = {
+            400: "INVALID_ARGUMENT",
+            403: "PERMISSION_DENIED",
+            404: "NOT_FOUND",
+            429: "RESOURCE_EXHAUSTED",
+            500: "INTERNAL",
+            503: "UNAVAILABLE",
+        }
         error = {"code": status, "message": message, "status": reply.kind or statuses.get(status, "UNKNOWN")}
         if reply.retry_delay is not None:
             error["details"] = [
@@ -428,14 +446,22 @@ class _Anthropic:
             return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}"
 
         message = _Anthropic.body(request, reply, ident)
-        start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": reply.input_tokens,
-                                                                          "output_tokens": 1}}  # fmt: skip
+        start = {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
+        }
         out = [event("message_start", {"message": start}), event("ping", {})]
         index = 0
         if reply.text:
-            out.append(event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
+            out.append(
+                event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            )
             for piece in _pieces(reply.text):
-                out.append(event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}}))
+                out.append(
+                    event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+                )
             out.append(event("content_block_stop", {"index": 0}))
             index = 1
         for n, (name, arguments) in enumerate(reply.tool_calls):
@@ -459,8 +485,11 @@ class _OpenAI:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": f"call_{ident}_{n}", "type": "function",
-                 "function": {"name": name, "arguments": json.dumps(arguments)}}  # fmt: skip
+                {
+                    "id": f"call_{ident}_{n}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(arguments)},
+                }
                 for n, (name, arguments) in enumerate(reply.tool_calls)
             ]
         return {
@@ -469,7 +498,11 @@ class _OpenAI:
             "created": 1760000000,
             "model": request.model,
             "choices": [
-                {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                }
             ],
             "usage": _OpenAI.usage(reply),
         }
@@ -484,8 +517,12 @@ class _OpenAI:
 
     @staticmethod
     def events(request: RecordedRequest, reply: Reply, ident: int) -> list[str]:
-        head = {"id": f"chatcmpl-{ident}", "object": "chat.completion.chunk", "created": 1760000000,
-                "model": request.model}  # fmt: skip
+        head = {
+            "id": f"chatcmpl-{ident}",
+            "object": "chat.completion.chunk",
+            "created": 1760000000,
+            "model": request.model,
+        }
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -494,8 +531,12 @@ class _OpenAI:
         out = [chunk({"role": "assistant", "content": ""})]
         out += [chunk({"content": piece}) for piece in _pieces(reply.text)]
         for n, (name, arguments) in enumerate(reply.tool_calls):
-            opening = {"index": n, "id": f"call_{ident}_{n}", "type": "function",
-                       "function": {"name": name, "arguments": ""}}  # fmt: skip
+            opening = {
+                "index": n,
+                "id": f"call_{ident}_{n}",
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
             out.append(chunk({"tool_calls": [opening]}))
             raw = json.dumps(arguments)
             for half in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
@@ -516,7 +557,9 @@ class _Gemini:
         }
 
     @staticmethod
-    def _chunk(request: RecordedRequest, reply: Reply, ident: int, parts: list[Any], finish: bool) -> dict[str, Any]:
+    def _chunk(
+        request: RecordedRequest, reply: Reply, ident: int, parts: list[Any], finish: bool
+    ) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         if finish:
             candidate["finishReason"] = "STOP"
