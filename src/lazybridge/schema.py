@@ -106,8 +106,8 @@ class Field:
     description: str | None = None
 
 
-class UnsupportedType(Exception):
-    """A type with no JSON Schema; callers of this module see a ConfigurationError.
+class UnsupportedType(ConfigurationError):
+    """A type with no JSON Schema; the public functions re-raise it with context.
 
     ``path`` is the chain of field names from the outermost class to the
     problem, filled in while the error travels out of nested classes.

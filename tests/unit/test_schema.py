@@ -312,7 +312,7 @@ def test_pydantic_defs_are_hoisted_next_to_ours() -> None:
 def test_two_classes_with_one_name_get_distinct_defs() -> None:
     """The second class named Point is qualified by module and qualname."""
     other = shadow_point_class()
-    schema = schema_for_type(tuple[Point, other])
+    schema = schema_for_type(tuple[Point, other])  # type: ignore[valid-type]
     assert schema["prefixItems"] == [
         {"$ref": "#/$defs/Point"},
         {"$ref": "#/$defs/tests.unit.test_schema.shadow_point_class._locals_.Point"},
@@ -448,7 +448,7 @@ def defaults(
     c: tuple[int, int] = (1, 2),
     d: Optional[str] = None,  # noqa: UP045
     e: object = object(),
-    f: set[int] = frozenset(),
+    f: frozenset[int] = frozenset(),
 ) -> None:
     pass
 
