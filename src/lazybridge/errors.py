@@ -10,6 +10,7 @@ Exceptions raised at construction time and the errors whose class names become
     ├── MaxTurnsExceeded            the tool loop ran out of turns
     ├── MaxIterationsExceeded       a Plan's routing cycle ran past max_iterations
     ├── StructuredOutputError       the model's answer never fitted ``output=``
+    ├── ToolArgumentError           a model's tool arguments did not fit (lazybridge.tools)
     └── ProviderError               anything a provider call can fail with
         ├── APIConnectionError      the request never got an HTTP answer (retryable)
         │   └── APITimeoutError     ... because a deadline ran out (retryable)
