@@ -1,0 +1,260 @@
+"""Session: the event bus every run attached to it reports to.
+
+::
+
+    from lazybridge import Agent, Session
+    from lazybridge.session import JsonlExporter
+
+    with Session(db="events.sqlite", exporters=[JsonlExporter("events.jsonl")]) as session:
+        pipeline = Agent.chain(researcher, writer, session=session)
+        pipeline("Why structured concurrency?")
+        print(session.usage_summary().total.cost_usd)
+        failures = session.events.query("tool_error")
+
+An agent given ``session=`` reports every event of its runs to it -- and so
+does everything nested in those runs: chain stages, parallel branches, plan
+steps, agents called as tools, model and tool calls.  A nested agent with a
+session of its own reports to both.
+
+The event schema
+    Every event is a :class:`~lazybridge.Event` with ``kind``, ``run_id``,
+    ``parent_run_id`` (the run it is nested in), ``agent``, ``branch`` (the
+    enclosing parallel branch or band step), ``time`` (``time.time()``) and
+    ``data``.  The kinds and their data:
+
+    ============================  ================================================================
+    ``agent_start``               ``task``, ``model``, ``agent_kind``
+    ``agent_finish``              ``ok``, ``error_type``, ``error_message``, ``model``, ``provider``,
+                                  ``input_tokens``, ``output_tokens``, ``cost_usd``, ``nested_*``,
+                                  ``latency_ms``, ``agent_kind``
+    ``model_request``             ``model``, ``provider``, ``turn``, ...
+    ``model_response``            ``text``, ``model``, ``turn``, ``usage``, ``cost_usd``, ...
+    ``tool_call``                 ``name``, ``arguments``
+    ``tool_result`` / ``_error``  ``name``, ``result`` / ``error``
+    ``parallel_start/_finish``    ``branches``, ...
+    ``branch_start/_finish``      ``index``, ``model``; on finish as ``agent_finish``
+    ``step_start/_finish``        ``step``, ``index``, ``iteration``, ``parallel``; on finish as
+                                  ``agent_finish``
+    ============================  ================================================================
+
+Redaction
+    On by default: before an event is stored or exported, API keys, bearer
+    tokens and similar secrets in its data are masked
+    (:func:`~lazybridge.session.redact.redact_event`).  ``redact=fn`` replaces
+    that with ``fn(event) -> event``; ``redact=None`` turns it off.  If the
+    redactor raises, the event keeps its kind and ids but its data is
+    replaced by ``{"redaction_failed": "<exception type>"}``: a payload is
+    dropped rather than leaked.
+
+Lifecycle
+    Exporters (``console=True``, ``exporters=[...]``, ``db=``) run in a
+    writer thread the Session starts with its first event, fed by a bounded
+    queue, so a slow disk or collector never stalls a run.  Close the
+    Session -- ``session.close()``, ``with Session(...)`` or ``async with``
+    -- to export what is queued, close the exporters and join the thread.
+    A Session that is garbage-collected or still open at interpreter exit is
+    closed the same way.  An exporter that fails, and events dropped because
+    the queue was full, are reported once each with a :class:`SessionWarning`;
+    neither ever reaches the run.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import anyio.to_thread
+
+from .._ids import new_run_id
+from ..events import Event
+from ._log import EventLog
+from ._writer import Exporter, SessionWarning, Writer, warn_once
+from .exporters import CallableExporter, ConsoleExporter, JsonlExporter, SQLiteExporter, create_schema
+from .redact import redact_event
+from .usage import RunUsage, Usage, UsageSummary, summarise
+
+__all__ = [
+    "CallableExporter",
+    "ConsoleExporter",
+    "EventLog",
+    "Exporter",
+    "JsonlExporter",
+    "RunUsage",
+    "SQLiteExporter",
+    "Session",
+    "SessionWarning",
+    "Usage",
+    "UsageSummary",
+    "redact_event",
+]
+
+#: How many events may wait for the exporters before new ones are dropped.
+DEFAULT_QUEUE_SIZE = 10_000
+
+Redactor = Callable[[Event], Event]
+
+
+class Session:
+    """Collects, redacts, stores and exports the events of the runs attached to it.
+
+    Arguments:
+        console: print the ``verbose=True`` trace of every run (from the
+            writer thread).
+        exporters: more destinations: :class:`JsonlExporter`,
+            :class:`~lazybridge.session.otel.OTelExporter`, any object with
+            ``export(event)`` / ``flush()`` / ``close()``, or a plain
+            ``fn(event)``.
+        db: a path: store every event in that SQLite file (table
+            ``lazybridge_events``); ``session.events.query(...)`` then reads
+            it back.  The table is created here, so a bad path raises now.
+        redact: ``fn(event) -> event`` applied to every event before
+            anything sees it; default :func:`~lazybridge.session.redact.redact_event`,
+            ``None`` to turn redaction off.
+        queue_size: events that may wait for the exporters (default 10,000).
+
+    Attributes:
+        id: this Session's id (``ses_...``), stored with each SQLite row.
+        events: the :class:`EventLog` -- a read-only list of the (redacted)
+            events, plus ``query(...)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        console: bool = False,
+        exporters: Iterable[Exporter | Callable[[Event], object]] = (),
+        db: str | os.PathLike[str] | None = None,
+        redact: Redactor | None = redact_event,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        if redact is not None and not callable(redact):
+            raise TypeError(f"redact must be a function of an Event, or None, not {type(redact).__name__}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise ValueError(f"queue_size must be a whole number >= 1, got {queue_size!r}")
+        self.id = "ses_" + new_run_id()[4:]
+        self._redact = redact
+        self._warned: set[str] = set()
+        sinks: list[Exporter] = [ConsoleExporter()] if console else []
+        for exporter in exporters:
+            if callable(getattr(exporter, "export", None)):
+                sinks.append(exporter)  # type: ignore[arg-type]
+            elif callable(exporter):
+                sinks.append(CallableExporter(exporter))
+            else:
+                raise TypeError(
+                    f"an exporter needs an export(event) method or must be callable, not {exporter!r}"
+                )
+        self.db = os.fspath(db) if db is not None else None
+        if self.db is not None:
+            create_schema(self.db)
+            sinks.append(SQLiteExporter(self.db, self.id))
+        self._writer = Writer(sinks, queue_size=queue_size, name=f"session-{self.id}") if sinks else None
+        self.events = EventLog(db=self.db, session_id=self.id, flush=self.flush)
+        # Close (drain, flush, join) when the Session is collected or the interpreter exits.
+        self._finalizer = weakref.finalize(self, Writer.close, self._writer, 10.0) if self._writer else None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} events={len(self.events)}>"
+
+    # -- the sink -------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Record ``event`` (redacted) and queue it for the exporters.
+
+        Called synchronously by running agents; it never blocks and never
+        raises.  Exporters see it later, from the writer thread.
+        """
+        redact = self._redact
+        if redact is not None:
+            try:
+                event = redact(event)
+            except Exception as exc:
+                event = Event(
+                    event.kind,
+                    event.run_id,
+                    event.parent_run_id,
+                    event.agent,
+                    event.branch,
+                    event.time,
+                    {"redaction_failed": type(exc).__name__},
+                )
+                warn_once(
+                    self._warned,
+                    "redact",
+                    f"session {self.id}: the redactor raised {type(exc).__name__}; "
+                    "event data is dropped when that happens (reported once)",
+                )
+        self.events._append(event)
+        if self._writer is not None:
+            self._writer.put(event)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until the exporters have handled (and flushed) every event emitted so far.
+
+        Returns ``False`` if ``timeout`` seconds passed first.  A blocking
+        call: in async code use ``await anyio.to_thread.run_sync(session.flush)``.
+        """
+        return self._writer.flush(timeout) if self._writer is not None else True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Export what is queued, close every exporter and join the writer thread.
+
+        Idempotent; returns ``False`` if the thread had not finished after
+        ``timeout`` seconds (a stuck exporter -- the thread is a daemon and
+        is left behind).  Events emitted after ``close`` are still recorded
+        in :attr:`events` but no longer exported.
+        """
+        if self._writer is None:
+            return True
+        return self._writer.close(timeout)
+
+    async def aclose(self) -> bool:
+        """:meth:`close` from async code, in a worker thread so the event loop keeps running.
+
+        Cancellation: the close goes on in its thread (abandoned, not
+        interrupted: the exporters are still flushed and closed) and the
+        cancellation propagates at once.  To bound the wait, wrap the call
+        in ``anyio.move_on_after``.
+        """
+        return await anyio.to_thread.run_sync(self.close, abandon_on_cancel=True)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- reading --------------------------------------------------------------------
+
+    def usage_summary(self, run_id: str | None = None) -> UsageSummary:
+        """Tokens, cost, calls and latency of the finished runs: in total, per agent, per run.
+
+        Each model call is counted once however the runs nest (see
+        :mod:`lazybridge.session.usage`): ``total.cost_usd`` equals the sum
+        of the top-level runs' ``cost_usd``.  With ``run_id``, only that run
+        and the runs nested in it.
+        """
+        return summarise(self.events, run_id)
+
+    @property
+    def dropped_events(self) -> int:
+        """Events the exporters missed because the queue was full."""
+        return self._writer.dropped if self._writer is not None else 0
+
+    def _stats(self) -> dict[str, Any]:  # for tests and debugging
+        return {"writer_running": self._writer.running if self._writer else False}
