@@ -222,6 +222,18 @@ async def test_functions_and_tools_are_steps() -> None:
     assert [e.data["result"] for e in recorder.kinds("tool_result")] == ["HI", "HI!", "<HI!|ctx>", "9"]
 
 
+async def test_a_function_step_may_have_any_step_name() -> None:
+    def lookup(query: str) -> str:
+        return f"found {query}"
+
+    agent = Agent(engine=Plan(Step(lookup, name="look it up!")))
+    recorder = traced(agent)
+    env = await agent.run("x")
+    assert env.text() == "found x"
+    assert [e.data["name"] for e in recorder.kinds("tool_call")] == ["look_it_up_"]
+    assert [e.data["step"] for e in recorder.kinds("step_start")] == ["look it up!"]
+
+
 async def test_a_raising_function_fails_its_step_with_a_tool_error_event() -> None:
     def broken(task: str) -> str:
         raise ValueError("no such record")

@@ -241,15 +241,20 @@ async def test_aclose_closes_from_async_code() -> None:
     assert len(collect.events) == 3
 
 
-def test_events_after_close_are_kept_in_memory_and_reported_once() -> None:
-    session = Session(exporters=[Collect()])
-    session.close()
+@pytest.mark.parametrize("started", [False, True])
+def test_events_after_close_are_kept_in_memory_and_reported_once(started: bool) -> None:
+    collect = Collect()
+    session = Session(exporters=[collect])
     agent = MockAgent("hi", name="a", session=session)
+    if started:
+        agent("t")
+    session.close()
+    exported = len(collect.events)
     with pytest.warns(SessionWarning, match="is closed: later events are not exported") as record:
         agent("t")
         agent("t")
     assert len(record) == 1
-    assert len(session.events) == 6
+    assert len(session.events) == exported + 6 and exported == (3 if started else 0)
 
 
 async def test_a_slow_exporter_never_stalls_a_run() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -124,6 +125,10 @@ class Plan:
     """An engine that runs named :class:`Step` s: in order, in parallel bands, or routed.
 
     ``Plan(*steps, max_iterations=10)``; use it as ``Agent(engine=Plan(...))``.
+
+    ``max_iterations`` is how many times any one step may run in one run of
+    the plan: routes that loop back are stopped when a step is about to run
+    once more than that (a plan without backward routes runs each step once).
 
     How it runs
         Steps run in declared order; each one's task defaults to the
@@ -368,7 +373,8 @@ def _runner(step: Step) -> AgentBase:
         return target
     if not isinstance(target, Tool):
         try:
-            target = Tool.from_function(target, name=step.name, strict=False)
+            tool_name = re.sub(r"[^A-Za-z0-9_-]", "_", step.name)[:64]  # what a tool name may hold
+            target = Tool.from_function(target, name=tool_name, strict=False)
         except ConfigurationError as exc:
             raise PlanCompileError(
                 f"step {step.name!r}: its function cannot be called as a step: {exc}"

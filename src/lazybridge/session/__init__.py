@@ -64,7 +64,6 @@ import os
 import weakref
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
 
 import anyio.to_thread
 
@@ -255,6 +254,3 @@ class Session:
     def dropped_events(self) -> int:
         """Events the exporters missed because the queue was full."""
         return self._writer.dropped if self._writer is not None else 0
-
-    def _stats(self) -> dict[str, Any]:  # for tests and debugging
-        return {"writer_running": self._writer.running if self._writer else False}

@@ -90,7 +90,7 @@ class Writer:
 
     def put(self, event: Event) -> None:
         """Queue ``event`` for the exporters; never blocks, never raises."""
-        if self._thread is None and not self._start():
+        if self._closed or (self._thread is None and not self._start()):
             warn_once(self._warned, "closed", f"{self._name} is closed: later events are not exported")
             return
         try:
