@@ -22,20 +22,17 @@ The event schema
     enclosing parallel branch or band step), ``time`` (``time.time()``) and
     ``data``.  The kinds and their data:
 
-    ============================  ================================================================
-    ``agent_start``               ``task``, ``model``, ``agent_kind``
-    ``agent_finish``              ``ok``, ``error_type``, ``error_message``, ``model``, ``provider``,
-                                  ``input_tokens``, ``output_tokens``, ``cost_usd``, ``nested_*``,
-                                  ``latency_ms``, ``agent_kind``
-    ``model_request``             ``model``, ``provider``, ``turn``, ...
-    ``model_response``            ``text``, ``model``, ``turn``, ``usage``, ``cost_usd``, ...
-    ``tool_call``                 ``name``, ``arguments``
-    ``tool_result`` / ``_error``  ``name``, ``result`` / ``error``
-    ``parallel_start/_finish``    ``branches``, ...
-    ``branch_start/_finish``      ``index``, ``model``; on finish as ``agent_finish``
-    ``step_start/_finish``        ``step``, ``index``, ``iteration``, ``parallel``; on finish as
-                                  ``agent_finish``
-    ============================  ================================================================
+    | kind | data |
+    |---|---|
+    | ``agent_start`` | ``task``, ``model``, ``agent_kind`` |
+    | ``agent_finish`` | ``ok``, ``error_type``, ``error_message``, ``model``, ``provider``, ``input_tokens``, ``output_tokens``, ``cost_usd``, ``nested_*``, ``latency_ms``, ``agent_kind`` |
+    | ``model_request`` | ``model``, ``provider``, ``turn``, ... |
+    | ``model_response`` | ``text``, ``model``, ``turn``, ``usage``, ``cost_usd``, ... |
+    | ``tool_call`` | ``name``, ``arguments`` |
+    | ``tool_result`` / ``tool_error`` | ``name``, ``result`` / ``error`` |
+    | ``parallel_start`` / ``_finish`` | ``branches``, ... |
+    | ``branch_start`` / ``_finish`` | ``index``, ``model``; on finish, as ``agent_finish`` |
+    | ``step_start`` / ``_finish`` | ``step``, ``index``, ``iteration``, ``parallel``; on finish, as ``agent_finish`` |
 
 Redaction
     On by default: before an event is stored or exported, API keys, bearer

@@ -26,6 +26,7 @@ and add its own.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,45 +36,95 @@ import attrs
 from ..envelope import converter
 from ..events import Event
 
-__all__ = ["REDACTED", "redact_event", "redact_text", "redact_value"]
+__all__ = ["REDACTED", "is_secret_name", "redact_event", "redact_text", "redact_value"]
 
 REDACTED = "[REDACTED]"
 
-_KEY_NAMES = (
-    r"x-api-key|x-goog-api-key|api[-_]?key|apikey|authorization|proxy-authorization|"
-    r"access[-_]?token|refresh[-_]?token|auth[-_]?token|id[-_]?token|"
-    r"client[-_]?secret|secret[-_]?key|secret|password|passwd"
+# Names whose value is a secret, compared with the end of a key name
+# lower-cased, ``-`` read as ``_``: ``OPENAI_API_KEY``, ``x-api-key``,
+# ``client_secret`` and ``Authorization`` all qualify.
+_SECRET_NAMES = (
+    "api_key",
+    "apikey",
+    "authorization",
+    "access_token",
+    "accesstoken",
+    "refresh_token",
+    "auth_token",
+    "authtoken",
+    "id_token",
+    "client_secret",
+    "secret_key",
+    "private_key",
+    "secret",
+    "password",
+    "passwd",
 )
 
-_SECRETS = re.compile(
-    # key: value, key=value, "key": "value" -- keep the key, mask the value
-    rf"""(?P<key>["']?\b(?i:{_KEY_NAMES})["']?\s*[:=]\s*["']?(?i:(?:bearer|basic|token)\s+)?)"""
-    r"""(?P<value>[^\s"',;&}\]]{3,})"""
-    # Bearer tokens anywhere
-    r"|(?P<scheme>\bBearer\s+)(?P<token>[A-Za-z0-9._~+/=-]{12,})"
-    # keys recognisable by their shape
-    r"|\bsk-(?:ant-)?[A-Za-z0-9_-]{16,}"
-    r"|\bAIza[0-9A-Za-z_-]{30,}"
-    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
-    r"|\bgithub_pat_[A-Za-z0-9_]{20,}"
-    r"|\bAKIA[0-9A-Z]{16}\b"
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+# Secrets recognisable by their shape.  No ``\b``: it makes the regex try
+# every position several times over; a match that starts inside a word is
+# let through by _mask_shape instead.  _SHAPE_HINTS are substrings one of
+# which must be present for any shape to match (a cheap test first).
+_SHAPES = re.compile(
+    r"(?=[BsAgx])(?:(?P<scheme>Bearer\s+)[A-Za-z0-9._~+/=-]{12,}"
+    r"|sk-(?:ant-)?[A-Za-z0-9_-]{16,}"
+    r"|AIza[0-9A-Za-z_-]{30,}"
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,})"
 )
+_SHAPE_HINTS = ("Bearer", "sk-", "AIza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AKIA", "xox")
 
-_SECRET_KEY = re.compile(rf"(?i)^(?:{_KEY_NAMES})$")
+# ``name: value``, ``name=value``, ``"name": "value"``: every name that
+# precedes a separator, then the value after it when the name is a secret's.
+_NAMED = re.compile(r"""(?<![A-Za-z0-9_-])(?P<name>[A-Za-z0-9_-]{1,64}+)["']?\s*[:=]""")
+_VALUE = re.compile(r"""\s*["']?(?i:(?:bearer|basic|token)\s+)?(?P<value>[^\s"',;&}\]]{3,})""")
 
 
-def _replace(match: re.Match[str]) -> str:
-    if match.group("key") is not None:
-        return match.group("key") + REDACTED
-    if match.group("scheme") is not None:
-        return match.group("scheme") + REDACTED
-    return REDACTED
+def is_secret_name(name: str) -> bool:
+    """Whether a key called ``name`` holds a secret (``api_key``, ``X-Api-Key``, ``password`` ...)."""
+    return name.lower().replace("-", "_").endswith(_SECRET_NAMES)
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    start = match.start()
+    if start and (match.string[start - 1].isalnum() or match.string[start - 1] in "_-"):
+        return match.group()  # inside a longer word ("task-management-..."), not a key
+    scheme = match.group("scheme")
+    return REDACTED if scheme is None else scheme + REDACTED
+
+
+def _mask_named_values(text: str) -> str:
+    parts: list[str] = []
+    done = 0
+    for named in _NAMED.finditer(text):
+        if named.start() < done or not is_secret_name(named.group("name")):
+            continue
+        value = _VALUE.match(text, named.end())
+        if value is None or text.startswith(REDACTED, value.start("value")):
+            continue
+        parts += (text[done : value.start("value")], REDACTED)
+        done = value.end("value")
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 def redact_text(text: str) -> str:
     """``text`` with every credential-shaped substring replaced by ``[REDACTED]``."""
-    return _SECRETS.sub(_replace, text)
+    if any(hint in text for hint in _SHAPE_HINTS):
+        text = _SHAPES.sub(_mask_shape, text)
+    if ":" in text or "=" in text:
+        text = _mask_named_values(text)
+    return text
+
+
+@functools.lru_cache(maxsize=1024)  # mapping keys repeat: the event schema's, tool parameters
+def _key(key: str) -> tuple[str, bool]:
+    name = redact_text(key)
+    return name, is_secret_name(name)
 
 
 def redact_value(value: Any) -> Any:
@@ -85,8 +136,8 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            name = redact_text(str(key))
-            if _SECRET_KEY.match(name) and item is not None and not isinstance(item, bool):
+            name, secret = _key(key) if isinstance(key, str) else _key(str(key))
+            if secret and item is not None and not isinstance(item, bool):
                 out[name] = REDACTED
             else:
                 out[name] = redact_value(item)
