@@ -8,14 +8,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
 
-from lazybridge import Agent, Event, Plan, Session, Step, events, from_parallel_all
+from lazybridge import Agent, AgentBase, Event, Plan, Session, Step, events, from_parallel_all
 from lazybridge.session import JsonlExporter, SessionWarning
 from lazybridge.session.otel import OTelExporter
 from lazybridge.session.redact import REDACTED, redact_text
@@ -35,6 +33,30 @@ def no_writer_thread_left() -> Iterator[None]:
     yield
     gc.collect()
     assert [t for t in threading.enumerate() if t.name.startswith("lazybridge-session")] == []
+
+
+class Tracing:
+    """A TracerProvider whose finished spans are kept in memory (the SDK's InMemorySpanExporter)."""
+
+    def __init__(self) -> None:
+        sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")  # the lazybridge[otel] extra
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.memory = InMemorySpanExporter()
+        self.provider = sdk_trace.TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.memory))
+
+    def exporter(self) -> OTelExporter:
+        return OTelExporter(tracer_provider=self.provider)
+
+    def spans(self) -> list[Any]:
+        return list(self.memory.get_finished_spans())
+
+
+@pytest.fixture
+def tracing() -> Tracing:
+    return Tracing()
 
 
 def leaky_plan(session: Session) -> Agent:
@@ -122,9 +144,9 @@ async def test_the_json_lines_file_has_one_event_per_line(tmp_path: Path) -> Non
 # -- console ---------------------------------------------------------------------------------
 
 
-def test_console_prints_the_verbose_trace(capsys: pytest.CaptureFixture[str]) -> None:
-    with Session(console=True) as session:
-        Agent.parallel(MockAgent("hello", name="x"), session=session)("t")
+async def test_console_prints_the_verbose_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    async with Session(console=True) as session:
+        await Agent.parallel(MockAgent("hello", name="x"), session=session).run("t")
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "[parallel ▶ 1 branches]"
     assert "[branch x] assistant: hello" in out and "[branch x] done cost=$0.00000" in out
@@ -133,31 +155,29 @@ def test_console_prints_the_verbose_trace(capsys: pytest.CaptureFixture[str]) ->
 # -- OpenTelemetry ---------------------------------------------------------------------------
 
 
-def spans_of(run: Agent, task: str) -> tuple[list[ReadableSpan], Session]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    with Session(exporters=[OTelExporter(tracer_provider=provider)]) as session:
+async def spans_of(tracing: Tracing, run: AgentBase, task: str) -> list[Any]:
+    async with Session(exporters=[tracing.exporter()]) as session:
         run.session = session
         run._sinks = run._make_sinks()
-        run(task)
-    return list(memory.get_finished_spans()), session
+        await run.run(task)
+    return tracing.spans()
 
 
-def test_otel_spans_follow_the_run_tree_with_one_span_per_branch() -> None:
-    gate = threading.Barrier(3, timeout=5)  # all three branches are in flight at once
+async def test_otel_spans_follow_the_run_tree_with_one_span_per_branch(tracing: Tracing) -> None:
+    started = 0
+    all_started = anyio.Event()  # every branch waits until all three are in flight
 
     def slow(name: str) -> MockAgent:
-        def reply(task: str) -> str:
-            gate.wait()
+        async def reply(task: str) -> str:
+            nonlocal started
+            started += 1
+            if started == 3:
+                all_started.set()
+            with anyio.fail_after(5):
+                await all_started.wait()
             return f"{name} result"
 
-        async def in_thread(task: str) -> str:
-            import anyio.to_thread
-
-            return await anyio.to_thread.run_sync(reply, task)
-
-        return MockAgent(in_thread, name=name, cost_usd=0.5)
+        return MockAgent(reply, name=name, cost_usd=0.5)
 
     searches = [slow(n) for n in ("s1", "s2", "s3")]
     synth = MockAgent("synthesis", name="synth")
@@ -165,7 +185,7 @@ def test_otel_spans_follow_the_run_tree_with_one_span_per_branch() -> None:
         engine=Plan(*(Step(s, parallel=True) for s in searches), Step(synth, task=from_parallel_all("s1"))),
         name="research",
     )
-    spans, session = spans_of(pipeline, "q")
+    spans = await spans_of(tracing, pipeline, "q")
     by_name = {s.name: s for s in spans}
     root = by_name["research"]
     assert root.parent is None
@@ -182,16 +202,16 @@ def test_otel_spans_follow_the_run_tree_with_one_span_per_branch() -> None:
     assert by_name["step s1"].attributes["lazybridge.cost_usd"] == 0.5  # type: ignore[index]
     assert root.attributes["lazybridge.cost_usd"] == 1.5  # type: ignore[index]
     assert {s.context.trace_id for s in spans} == {root.context.trace_id}
-    assert len(spans) == 9 and len(session.events) > 0
+    assert len(spans) == 9
 
 
-def test_otel_parallel_branches_tools_and_errors() -> None:
+async def test_otel_parallel_branches_tools_and_errors(tracing: Tracing) -> None:
     helper = MockAgent("helped", name="helper")
     broken = MockAgent(RuntimeError("quota gone"), name="broken")
     panel = Agent.parallel(
         Agent(engine=Plan(Step(helper.as_tool(), name="ask")), name="asker"), broken, name="panel"
     )
-    spans, _ = spans_of(panel, "t")  # type: ignore[arg-type]
+    spans = await spans_of(tracing, panel, "t")
     by_name = {s.name: s for s in spans}
     root = by_name["panel"]
     branch_asker, branch_broken = by_name["branch asker"], by_name["branch broken"]
@@ -203,23 +223,18 @@ def test_otel_parallel_branches_tools_and_errors() -> None:
     assert by_name["ask"].parent.span_id == by_name["step ask"].context.span_id  # type: ignore[union-attr]
     assert tool_span.parent.span_id == by_name["ask"].context.span_id  # type: ignore[union-attr]
     assert by_name["helper"].parent.span_id == tool_span.context.span_id  # type: ignore[union-attr]
-    assert branch_broken.status.status_code is StatusCode.ERROR
+    assert branch_broken.status.status_code.name == "ERROR"
     assert "quota gone" in (branch_broken.status.description or "")
-    assert root.status.status_code is StatusCode.ERROR  # the wrapper carries the first branch error
+    assert root.status.status_code.name == "ERROR"  # the wrapper carries the first branch error
 
 
-async def test_otel_ends_spans_left_open_by_a_cancelled_run() -> None:
-    import anyio
-
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    session = Session(exporters=[OTelExporter(tracer_provider=provider)])
+async def test_otel_ends_spans_left_open_by_a_cancelled_run(tracing: Tracing) -> None:
+    session = Session(exporters=[tracing.exporter()])
     with anyio.move_on_after(0.05):
         await MockAgent("late", name="late", delay=10, session=session).run("t")
     await session.aclose()
-    [span] = memory.get_finished_spans()
-    assert span.name == "late" and span.status.status_code is StatusCode.ERROR
+    [span] = tracing.spans()
+    assert span.name == "late" and span.status.status_code.name == "ERROR"
     assert "unfinished" in (span.status.description or "")
 
 
@@ -227,17 +242,10 @@ async def test_otel_ends_spans_left_open_by_a_cancelled_run() -> None:
 
 
 async def test_secrets_in_a_task_and_a_tool_result_reach_no_exporter(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tracing: Tracing
 ) -> None:
     jsonl, db = tmp_path / "events.jsonl", tmp_path / "events.sqlite"
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    session = Session(
-        console=True,
-        db=db,
-        exporters=[JsonlExporter(jsonl), OTelExporter(tracer_provider=provider)],
-    )
+    session = Session(console=True, db=db, exporters=[JsonlExporter(jsonl), tracing.exporter()])
     task = f"use key {ANTHROPIC_KEY} and https://x.googleapis.com/?key={GOOGLE_KEY}"
     env = await leaky_plan(session).run(task)
     assert env.ok and BEARER in env.text()  # the result itself is the user's, untouched
@@ -252,7 +260,7 @@ async def test_secrets_in_a_task_and_a_tool_result_reach_no_exporter(
     raw_db = read_files(tmp_path, "events.sqlite*")  # the database and its WAL, as bytes
     for secret in SECRETS:
         assert secret.encode() not in raw_db
-    assert_no_secret("\n".join(span.to_json() for span in memory.get_finished_spans()))
+    assert_no_secret("\n".join(span.to_json() for span in tracing.spans()))
     console = capsys.readouterr().out
     assert console and all(secret not in console for secret in SECRETS)
 
