@@ -118,6 +118,18 @@ async def test_the_sqlite_log_reads_back_after_a_run(tmp_path: Path) -> None:
     assert count == len(session.events) + 3
 
 
+def test_a_long_burst_is_stored_in_batches_and_flush_after_close_returns(tmp_path: Path) -> None:
+    from lazybridge.events import RunContext
+
+    session = Session(db=tmp_path / "burst.sqlite")
+    run = RunContext("run_burst", "burst", sinks=(session.emit,))
+    for i in range(1234):
+        run.emit("custom", i=i)
+    assert [e.data["i"] for e in session.events.query("custom")] == list(range(1234))
+    assert session.close() and session.flush(timeout=1)
+    assert len(session.events.query(run_id="run_burst")) == 1234
+
+
 def test_a_bad_db_path_raises_at_construction(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         Session(db=tmp_path / "missing-dir" / "events.sqlite")

@@ -125,6 +125,9 @@ class Writer:
         thread = self._thread
         if thread is None or not thread.is_alive():
             return True
+        if self._closed:  # the stop is queued: everything before it is exported, then flushed
+            thread.join(timeout)
+            return not thread.is_alive()
         done = threading.Event()
         try:
             self._queue.put(done, timeout=timeout)

@@ -166,6 +166,9 @@ class SQLiteExporter:
     SQLite client: ``data`` is the event's data as JSON.
     """
 
+    #: Rows inserted per transaction at most.
+    batch_size = 500
+
     def __init__(self, path: str | os.PathLike[str], session_id: str) -> None:
         self.path = os.fspath(path)
         self.session_id = session_id
@@ -185,6 +188,8 @@ class SQLiteExporter:
                 _dumps(dict(event.data)),
             )
         )
+        if len(self._pending) >= self.batch_size:  # a queue that never runs dry still gets written
+            self.flush()
 
     def flush(self) -> None:
         if not self._pending:
