@@ -108,6 +108,14 @@ class TracePrinter:
             return f"[{who}] tool result: {data['name']} -> {snippet(str(data.get('result', '')))}"
         if kind == events.TOOL_ERROR:
             return f"[{who}] tool error: {data['name']} -> {snippet(str(data.get('error', '')))}"
+        if kind in (events.STEP_START, events.STEP_FINISH) and data.get("parallel"):
+            # A member of a plan's parallel band reads like a branch of Agent.parallel.
+            if kind == events.STEP_START:
+                model = f" model={data['model']}" if data.get("model") else ""
+                return f"[branch {data['step']}{model}] started"
+            if data["ok"]:
+                return f"[branch {data['step']}] done cost={cost(data['cost_usd'])}"
+            return f"[branch {data['step']}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
         if kind == events.STEP_START:
             return f"[{who}] step {data['step']} started"
         if kind == events.STEP_FINISH:

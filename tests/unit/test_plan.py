@@ -401,6 +401,21 @@ async def test_verbose_plan_prints_step_lines(capsys: pytest.CaptureFixture[str]
     assert "[plan] step second failed RuntimeError: nope" in out
 
 
+async def test_verbose_band_members_read_like_parallel_branches(capsys: pytest.CaptureFixture[str]) -> None:
+    plan = Plan(
+        Step(MockAgent("found it", name="eu", model="m-1", cost_usd=0.0002), parallel=True),
+        Step(MockAgent(RuntimeError("quota gone"), name="us"), parallel=True, on_error="continue"),
+        Step(MockAgent("joined", name="join")),
+    )
+    await Agent(engine=plan, name="plan", verbose=True).run("t")
+    out = capsys.readouterr().out.splitlines()
+    assert "[branch eu model=m-1] started" in out
+    assert "[branch eu] assistant: found it" in out
+    assert "[branch eu] done cost=$0.00020" in out
+    assert "[branch us] failed RuntimeError: quota gone" in out
+    assert "[plan] step join started" in out
+
+
 async def test_the_agents_timeout_cancels_the_running_band() -> None:
     cancelled = 0
 

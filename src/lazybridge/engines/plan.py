@@ -210,9 +210,10 @@ class _PlanRun:
             step = steps[i]
             self.visits[i] += 1
             if self.visits[i] > self.plan.max_iterations:
+                limit = self.plan.max_iterations
                 exc = MaxIterationsExceeded(
-                    f"step {step.name!r} was about to run a {self.visits[i]}th time; "
-                    f"max_iterations={self.plan.max_iterations}"
+                    f"step {step.name!r} has already run {limit} time{'s' if limit > 1 else ''}, "
+                    f"the most max_iterations={limit} allows; the routes never left the cycle"
                 )
                 return self._result(Envelope.error_envelope(exc))
             if step.parallel:
