@@ -1,0 +1,213 @@
+"""Provider fan-out benchmark: Agent.parallel over N LLMEngine agents vs raw httpx.
+
+The fake provider server runs in a separate *process* (so its CPU is not
+counted), answering Anthropic-format requests after 100 ms or 0 ms.  For
+each backend (asyncio, trio), latency and N (10, 100, 1000), one fresh
+client process runs either
+
+* ``lazybridge``: ``Agent.parallel`` over N ``Agent(engine=LLMEngine("claude-haiku-4-5"))``
+  agents, one model call each (the full path: run ids, events, request
+  translation, retries, response parsing, pricing, envelopes), or
+* ``httpx``: the floor -- N POSTs of the same JSON body through one shared
+  ``httpx.AsyncClient`` (same limits: 100 connections, 20 kept alive, no
+  pool timeout) in one task group, each response parsed with ``json``, at
+  most 100 in flight (an ``anyio.CapacityLimiter``, as LazyBridge does), or
+* ``httpx-naive``: the same without the limiter, every request queued in
+  httpcore's pool (shown once, ``--naive``: its pool bookkeeping makes it
+  ~10x slower at N=1000).
+
+and reports wall time, client CPU per branch (``time.process_time``), peak
+RSS and errors.  Each cell is the median of ``--repeat`` runs::
+
+    python benchmarks/providers.py                 # the full table
+    python benchmarks/providers.py --n 1000 --repeat 1 --latency 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+MODEL = "claude-haiku-4-5"
+BODY = {
+    "model": MODEL,
+    "max_tokens": 4096,
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "What changed in 2026?"}]}],
+}
+
+
+# -- the server process ----------------------------------------------------------------
+
+
+def serve() -> None:
+    """Run the fake provider until stdin closes; print the base URL first."""
+    from lazybridge.testing import FakeProvider, Reply, serve_fake_provider
+
+    answer = "Agent frameworks fall into three camps: graph-based, role-based and loop-based."
+
+    def respond(request: Any) -> Reply:
+        delay = 0.1 if request.path.startswith("/lat100/") else 0.0
+        return Reply(text=answer, delay=delay, input_tokens=24, output_tokens=16)
+
+    fake = FakeProvider(respond=respond)
+    with serve_fake_provider(fake) as base_url:
+        print(base_url, flush=True)
+        for _ in sys.stdin:  # one line per finished run: forget its recorded requests
+            fake.reset()
+            fake.respond = respond
+
+
+# -- one measurement (in a fresh client process) ----------------------------------------
+
+
+async def run_lazybridge(base_url: str, n: int) -> int:
+    from lazybridge import Agent
+    from lazybridge.engines.llm import LLMEngine
+
+    agents = [
+        Agent(engine=LLMEngine(MODEL, base_url=base_url, api_key="bench-key"), name=f"a{i}") for i in range(n)
+    ]
+    env = await Agent.parallel(*agents).run("What changed in 2026?")
+    return sum(1 for branch in env if not branch.ok or not branch.text())
+
+
+async def run_raw(base_url: str, n: int, *, bounded: bool = True) -> int:
+    import anyio
+    import httpx
+
+    errors = 0
+    headers = {"content-type": "application/json", "x-api-key": "bench-key", "anthropic-version": "2026-10-21"}
+    limiter = anyio.CapacityLimiter(100)
+
+    async def post(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        try:
+            response = await client.post(base_url + "/v1/messages", content=json.dumps(BODY).encode(), headers=headers)
+            if response.status_code != 200 or not json.loads(response.content)["content"]:
+                errors += 1
+        except Exception:
+            errors += 1
+
+    async def one(client: httpx.AsyncClient) -> None:
+        if not bounded:
+            await post(client)
+            return
+        async with limiter:
+            await post(client)
+
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600, pool=None)) as client:
+        async with anyio.create_task_group() as tg:
+            for _ in range(n):
+                tg.start_soon(one, client)
+    return errors
+
+
+def measure(mode: str, backend: str, base_url: str, n: int) -> dict[str, Any]:
+    import anyio
+
+    import lazybridge
+
+    async def main(count: int) -> int:
+        try:
+            if mode == "lazybridge":
+                return await run_lazybridge(base_url, count)
+            return await run_raw(base_url, count, bounded=mode == "httpx")
+        finally:
+            await lazybridge.aclose()
+
+    anyio.run(main, 10, backend=backend)  # warm up: imports, price table, SSL context
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    errors = anyio.run(main, n, backend=backend)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"wall_s": wall, "cpu_ms_per_branch": cpu * 1000 / n, "rss_mb": rss_mb, "errors": errors}
+
+
+# -- the driver ----------------------------------------------------------------------------
+
+
+def one_run(mode: str, backend: str, base_url: str, n: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", mode, backend, base_url, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=4, metavar=("MODE", "BACKEND", "URL", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, nargs="*", default=[10, 100, 1000])
+    parser.add_argument("--latency", type=float, nargs="*", default=[0.1, 0.0])
+    parser.add_argument("--backend", nargs="*", default=["asyncio", "trio"])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--naive", action="store_true", help="also run httpx without a limiter (once)")
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    if args.measure:
+        mode, backend, url, n = args.measure
+        print(json.dumps(measure(mode, backend, url, int(n))))
+        return
+
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        root = server.stdout.readline().strip()
+        print(f"fake provider: {root} (separate process {server.pid}); {os.cpu_count()} CPUs; median of {args.repeat}")
+        header = (
+            f"{'backend':8} {'latency':>7} {'N':>5} {'client':11} {'wall s':>7} {'CPU ms/branch':>13} "
+            f"{'peak RSS MB':>11} {'errors':>6} {'wall/floor':>10} {'CPU/floor':>9}"
+        )
+        print(header)
+        print("-" * len(header))
+        for backend in args.backend:
+            for latency in args.latency:
+                base_url = root + ("/lat100" if latency else "")
+                for n in args.n:
+                    floor: dict[str, float] = {}
+                    modes = ("httpx-naive", "httpx", "lazybridge") if args.naive else ("httpx", "lazybridge")
+                    for mode in modes:
+                        runs = []
+                        for _ in range(1 if mode == "httpx-naive" else args.repeat):
+                            runs.append(one_run(mode, backend, base_url, n))
+                            server.stdin.write("reset\n")
+                            server.stdin.flush()
+                        cell = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                        cell["errors"] = max(r["errors"] for r in runs)
+                        if mode != "lazybridge":
+                            floor = cell
+                            ratio = ""
+                        else:
+                            ratio = (
+                                f"{cell['wall_s'] / floor['wall_s']:10.2f} "
+                                f"{cell['cpu_ms_per_branch'] / floor['cpu_ms_per_branch']:9.2f}"
+                            )
+                        print(
+                            f"{backend:8} {latency * 1000:5.0f}ms {n:5d} {mode:11} {cell['wall_s']:7.3f} "
+                            f"{cell['cpu_ms_per_branch']:13.3f} {cell['rss_mb']:11.1f} {cell['errors']:6d} {ratio}",
+                            flush=True,
+                        )
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
