@@ -52,7 +52,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -199,14 +199,20 @@ def pooled_client(base_url: str, limits: httpx.Limits = DEFAULT_LIMITS) -> httpx
     return _pooled(base_url, limits)[0]
 
 
-def _pooled(base_url: str, limits: httpx.Limits) -> tuple[httpx.AsyncClient, anyio.CapacityLimiter]:
-    pool = _current_pool()
-    key = (
+def _pool_key(base_url: str, limits: httpx.Limits) -> tuple[Any, ...]:
+    return (
         _origin(httpx.URL(base_url)),
         limits.max_connections,
         limits.max_keepalive_connections,
         limits.keepalive_expiry,
     )
+
+
+def _pooled(
+    base_url: str, limits: httpx.Limits, key: tuple[Any, ...] | None = None
+) -> tuple[httpx.AsyncClient, anyio.CapacityLimiter]:
+    pool = _current_pool()
+    key = key or _pool_key(base_url, limits)
     entry = pool.clients.get(key)
     if entry is None:
         client = httpx.AsyncClient(
@@ -244,12 +250,14 @@ class Endpoint:
     http_client: httpx.AsyncClient | None = attrs.field(default=None, repr=False)
     _headers: dict[str, str] = attrs.field(init=False, repr=False)
     _timeouts: tuple[httpx.Timeout, httpx.Timeout] = attrs.field(init=False, repr=False)
+    _pool_key: tuple[Any, ...] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         headers = {"content-type": "application/json", **self.wire.extra_headers()}
         if self.api_key is not None:
             headers.update(self.wire.auth_headers(self.api_key.reveal()))
         object.__setattr__(self, "_headers", headers)
+        object.__setattr__(self, "_pool_key", _pool_key(self.base_url, self.limits))
         stall = self.timeout if self.stall_timeout is None else self.stall_timeout
         object.__setattr__(
             self,
@@ -269,7 +277,7 @@ class Endpoint:
         with the number of queued requests times connections.
         """
         if self.http_client is None:
-            return _pooled(self.base_url, self.limits)
+            return _pooled(self.base_url, self.limits, self._pool_key)
         pool = _current_pool()
         limiter = pool.user_limiters.get(self.http_client)
         if limiter is None:
@@ -427,7 +435,7 @@ def _should_retry(exc: Exception) -> bool | float:
     return delay
 
 
-def _attempts(endpoint: Endpoint) -> AsyncIterator[stamina.Attempt]:
+def _attempts(endpoint: Endpoint) -> AsyncIterable[stamina.Attempt]:
     return stamina.retry_context(
         on=_should_retry,
         attempts=endpoint.max_retries + 1,
@@ -436,7 +444,7 @@ def _attempts(endpoint: Endpoint) -> AsyncIterator[stamina.Attempt]:
         wait_max=WAIT_MAX,
         wait_jitter=WAIT_JITTER,
         wait_exp_base=2,
-    ).__aiter__()
+    )
 
 
 async def complete(endpoint: Endpoint, request: ModelRequest) -> ModelResponse:
