@@ -17,7 +17,8 @@ client process runs either
   ~10x slower at N=1000).
 
 and reports wall time, client CPU per branch (``time.process_time``), peak
-RSS and errors.  Each cell is the median of ``--repeat`` runs::
+RSS and errors.  Building the N agents is timed apart ("build ms/agent"):
+the fan-out columns measure the run alone.  Each cell is the median of ``--repeat`` runs::
 
     python benchmarks/providers.py                 # the full table
     python benchmarks/providers.py --n 1000 --repeat 1 --latency 0.1
@@ -67,14 +68,18 @@ def serve() -> None:
 # -- one measurement (in a fresh client process) ----------------------------------------
 
 
-async def run_lazybridge(base_url: str, n: int) -> int:
+def build_panel(base_url: str, n: int) -> Any:
     from lazybridge import Agent
     from lazybridge.engines.llm import LLMEngine
 
     agents = [
         Agent(engine=LLMEngine(MODEL, base_url=base_url, api_key="bench-key"), name=f"a{i}") for i in range(n)
     ]
-    env = await Agent.parallel(*agents).run("What changed in 2026?")
+    return Agent.parallel(*agents)
+
+
+async def run_lazybridge(panel: Any) -> int:
+    env = await panel.run("What changed in 2026?")
     return sum(1 for branch in env if not branch.ok or not branch.text())
 
 
@@ -115,20 +120,24 @@ def measure(mode: str, backend: str, base_url: str, n: int) -> dict[str, Any]:
 
     import lazybridge
 
-    async def main(count: int) -> int:
+    async def main(count: int, panel: Any) -> int:
         try:
             if mode == "lazybridge":
-                return await run_lazybridge(base_url, count)
+                return await run_lazybridge(panel)
             return await run_raw(base_url, count, bounded=mode == "httpx")
         finally:
             await lazybridge.aclose()
 
-    anyio.run(main, 10, backend=backend)  # warm up: imports, price table, SSL context
+    warm = build_panel(base_url, 10) if mode == "lazybridge" else None
+    anyio.run(main, 10, warm, backend=backend)  # warm up: imports, price table, SSL context
+    build0 = time.process_time()
+    panel = build_panel(base_url, n) if mode == "lazybridge" else None
+    build_ms = (time.process_time() - build0) * 1000 / n
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    errors = anyio.run(main, n, backend=backend)
+    errors = anyio.run(main, n, panel, backend=backend)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"wall_s": wall, "cpu_ms_per_branch": cpu * 1000 / n, "rss_mb": rss_mb, "errors": errors}
+    return {"wall_s": wall, "cpu_ms_per_branch": cpu * 1000 / n, "rss_mb": rss_mb, "errors": errors, "build_ms": build_ms}
 
 
 # -- the driver ----------------------------------------------------------------------------
@@ -172,7 +181,7 @@ def main() -> None:
         print(f"fake provider: {root} (separate process {server.pid}); {os.cpu_count()} CPUs; median of {args.repeat}")
         header = (
             f"{'backend':8} {'latency':>7} {'N':>5} {'client':11} {'wall s':>7} {'CPU ms/branch':>13} "
-            f"{'peak RSS MB':>11} {'errors':>6} {'wall/floor':>10} {'CPU/floor':>9}"
+            f"{'peak RSS MB':>11} {'errors':>6} {'wall/floor':>10} {'CPU/floor':>9} {'build ms/agent':>14}"
         )
         print(header)
         print("-" * len(header))
@@ -196,7 +205,8 @@ def main() -> None:
                         else:
                             ratio = (
                                 f"{cell['wall_s'] / floor['wall_s']:10.2f} "
-                                f"{cell['cpu_ms_per_branch'] / floor['cpu_ms_per_branch']:9.2f}"
+                                f"{cell['cpu_ms_per_branch'] / floor['cpu_ms_per_branch']:9.2f} "
+                                f"{cell['build_ms']:14.3f}"
                             )
                         print(
                             f"{backend:8} {latency * 1000:5.0f}ms {n:5d} {mode:11} {cell['wall_s']:7.3f} "

@@ -233,7 +233,8 @@ class LLMEngine:
         return response
 
     async def _account(self, response: ModelResponse, tally: _Tally) -> float:
-        await pricing.load()
+        if not pricing.loaded():
+            await pricing.load()
         cost = pricing.cost_usd(self._route.provider.price_provider, self._route.model, response.usage)
         tally.usage = tally.usage + response.usage
         tally.cost_usd += cost

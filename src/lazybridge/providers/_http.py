@@ -251,6 +251,7 @@ class Endpoint:
     _headers: dict[str, str] = attrs.field(init=False, repr=False)
     _timeouts: tuple[httpx.Timeout, httpx.Timeout] = attrs.field(init=False, repr=False)
     _pool_key: tuple[Any, ...] = attrs.field(init=False, repr=False)
+    _urls: dict[tuple[str, bool], httpx.URL] = attrs.field(init=False, repr=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         headers = {"content-type": "application/json", **self.wire.extra_headers()}
@@ -288,7 +289,11 @@ class Endpoint:
 
     def build(self, client: httpx.AsyncClient, request: ModelRequest, *, stream: bool) -> httpx.Request:
         body = json.dumps(self.wire.build_body(request, stream=stream), ensure_ascii=False).encode()
-        url = self.base_url + self.wire.path(request.model, stream=stream)
+        url = self._urls.get((request.model, stream))
+        if url is None:  # parsed once per model: URL parsing is a visible part of a request's CPU
+            url = self._urls[request.model, stream] = httpx.URL(
+                self.base_url + self.wire.path(request.model, stream=stream)
+            )
         headers = self._headers if not stream else {**self._headers, "accept": "text/event-stream"}
         return client.build_request(
             "POST", url, content=body, headers=headers, timeout=self._timeouts[stream]
@@ -450,33 +455,37 @@ def _attempts(endpoint: Endpoint) -> AsyncIterable[stamina.Attempt]:
 async def complete(endpoint: Endpoint, request: ModelRequest) -> ModelResponse:
     """Send ``request`` (non-streamed), retrying per the module's schedule.
 
-    Raises a :class:`~lazybridge.errors.ProviderError` subclass when every
-    attempt failed (the last attempt's error).
+    The request first waits for a slot in its client's limiter (at most
+    ``limits.max_connections`` requests in flight per client) and keeps it
+    through its retries.  Raises a :class:`~lazybridge.errors.ProviderError`
+    subclass when every attempt failed (the last attempt's error).
 
     Cancellation: the request in flight is aborted -- its connection is
     closed, not returned to the pool, so the server sees the disconnect --
-    and a wait between attempts ends at once.  Whether the provider already
-    started (and bills) the generation is unknowable.
+    and a wait (for a slot, or between attempts) ends at once; the slot is
+    released.  Whether the provider already started (and bills) the
+    generation is unknowable.
     """
+    client, limiter = endpoint.connection()
+    http_request = endpoint.build(client, request, stream=False)
+    borrower = object()  # a token per request, not per task: a task may hold several
+    await limiter.acquire_on_behalf_of(borrower)
     try:
         async for attempt in _attempts(endpoint):
             with attempt:
-                return await _complete_once(endpoint, request)
+                return await _complete_once(endpoint, client, http_request)
     except _Failure as failure:
         raise failure.error from failure.error.__cause__
+    finally:
+        limiter.release_on_behalf_of(borrower)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _complete_once(endpoint: Endpoint, request: ModelRequest) -> ModelResponse:
-    client, limiter = endpoint.connection()
-    borrower = object()
-    await limiter.acquire_on_behalf_of(borrower)
+async def _complete_once(endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request) -> ModelResponse:
     try:
-        response = await client.send(endpoint.build(client, request, stream=False))
+        response = await client.send(request)
     except httpx.TransportError as exc:
         raise _Failure(transport_error(endpoint, exc)) from exc
-    finally:
-        limiter.release_on_behalf_of(borrower)
     if response.status_code >= 300:
         raise _Failure(*status_error(endpoint, response.status_code, response.headers, response.text))
     try:
@@ -503,46 +512,47 @@ async def open_stream(endpoint: Endpoint, request: ModelRequest) -> EventStream:
     """Send ``request`` streamed; the :class:`EventStream` of its reply once it answers 200.
 
     Opening (connect, send, status) is retried like :func:`complete`; once
-    the stream is open nothing is retried.  The caller must
+    the stream is open nothing is retried.  The stream keeps its slot in the
+    client's limiter until it is closed.  The caller must
     :meth:`EventStream.aclose` it (it closes itself when exhausted or broken).
 
     Cancellation: as for :func:`complete`; no stream is left open.
     """
+    client, limiter = endpoint.connection()
+    http_request = endpoint.build(client, request, stream=True)
+    borrower = object()
+    await limiter.acquire_on_behalf_of(borrower)
+    stream: EventStream | None = None
     try:
         async for attempt in _attempts(endpoint):
             with attempt:
-                return await _open_once(endpoint, request)
+                response = await _open_once(endpoint, client, http_request)
+                stream = EventStream(endpoint, response, release=lambda: limiter.release_on_behalf_of(borrower))
+                return stream
     except _Failure as failure:
         raise failure.error from failure.error.__cause__
+    finally:
+        if stream is None:
+            limiter.release_on_behalf_of(borrower)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _open_once(endpoint: Endpoint, request: ModelRequest) -> EventStream:
-    client, limiter = endpoint.connection()
-    borrower = object()
-    await limiter.acquire_on_behalf_of(borrower)
-    opened = False
+async def _open_once(endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     try:
-        try:
-            response = await client.send(endpoint.build(client, request, stream=True), stream=True)
-        except httpx.TransportError as exc:
-            raise _Failure(transport_error(endpoint, exc)) from exc
-        if response.status_code < 300:
-            stream = EventStream(endpoint, response, release=lambda: limiter.release_on_behalf_of(borrower))
-            opened = True
-            return stream
-        body = ""
-        try:
-            await response.aread()
-            body = response.text
-        except httpx.TransportError:
-            pass
-        finally:
-            await _close_response(response)
-        raise _Failure(*status_error(endpoint, response.status_code, response.headers, body))
+        response = await client.send(request, stream=True)
+    except httpx.TransportError as exc:
+        raise _Failure(transport_error(endpoint, exc)) from exc
+    if response.status_code < 300:
+        return response
+    body = ""
+    try:
+        await response.aread()
+        body = response.text
+    except httpx.TransportError:
+        pass
     finally:
-        if not opened:
-            limiter.release_on_behalf_of(borrower)
+        await _close_response(response)
+    raise _Failure(*status_error(endpoint, response.status_code, response.headers, body))
 
 
 async def _close_response(response: httpx.Response) -> None:

@@ -92,6 +92,11 @@ def _import_prices() -> Any:
     return _prices_module
 
 
+def loaded() -> bool:
+    """Whether genai-prices is imported (so a lookup cannot block on the import)."""
+    return _prices_module is not None
+
+
 async def load() -> None:
     """Import genai-prices in a worker thread (once); later lookups then never block the loop.
 
