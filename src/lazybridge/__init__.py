@@ -1,5 +1,7 @@
 """LazyBridge: LLM agents and deterministic composition on a structured-concurrency runtime."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._resources import aclose
 from .agent import Agent, AgentBase
 from .engines.plan import Plan, Step
@@ -20,6 +22,9 @@ from .parallel import ParallelAgent
 from .session import Session
 from .tools import Tool
 
+if TYPE_CHECKING:
+    from .engines.llm import LLMEngine
+
 __all__ = [
     "Agent",
     "AgentBase",
@@ -29,6 +34,7 @@ __all__ = [
     "EnvelopeMetadata",
     "ErrorInfo",
     "Event",
+    "LLMEngine",
     "LazyBridgeError",
     "MaxIterationsExceeded",
     "MaxTurnsExceeded",
@@ -47,3 +53,12 @@ __all__ = [
     "from_start",
     "from_step",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # LLMEngine brings in httpx, stamina and the provider translations: loaded on first use.
+    if name == "LLMEngine":
+        from .engines.llm import LLMEngine
+
+        return LLMEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
