@@ -290,7 +290,7 @@ class Agent(AgentBase):
             engine = LLMEngine(engine)
         if not callable(getattr(engine, "run", None)):
             raise TypeError(f"engine must be an Engine (LLMEngine, Plan, ...), not {type(engine).__name__}")
-        self.engine: Engine = engine  # type: ignore[assignment]  # checked just above
+        self.engine: Engine = engine
         if isinstance(tools, (str, bytes)) or not isinstance(tools, Iterable):
             raise TypeError(f"tools must be a list of functions, Tools or agents, not {type(tools).__name__}")
         self.tools = tuple(tools)
