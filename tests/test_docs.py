@@ -18,6 +18,8 @@ from typing import Any
 import anyio
 import pytest
 
+import lazybridge
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([*ROOT.joinpath("docs").rglob("*.md"), ROOT / "README.md"])
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
@@ -35,7 +37,10 @@ def run_page(page: Path, backend: str) -> None:
         if code.co_flags & inspect.CO_COROUTINE:
 
             async def run_block(code: Any = code) -> None:
-                await eval(code, namespace)
+                try:
+                    await eval(code, namespace)
+                finally:
+                    await lazybridge.aclose()  # what an application does before its loop ends
 
             anyio.run(run_block, backend=backend)
         else:

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import events
 from .events import Event
+from .session.redact import redact_text
 
 _SNIPPET = 60
 
@@ -62,7 +63,9 @@ class TracePrinter:
     def __call__(self, event: Event) -> None:
         line = self.format(event)
         if line is not None:
-            print(line, file=sys.stdout, flush=True)
+            # The trace shows model text and tool arguments: mask credentials
+            # in them with the same rules a Session applies to its events.
+            print(redact_text(line), file=sys.stdout, flush=True)
 
     def format(self, event: Event) -> str | None:
         kind, data = event.kind, event.data

@@ -84,3 +84,12 @@ async def test_nested_verbose_agents_print_each_line_once(capsys: pytest.Capture
     await Agent.parallel(inner, verbose=True).run("t")
     out = capsys.readouterr().out.splitlines()
     assert out.count("[branch inner] assistant: hello there") == 1
+
+
+async def test_the_trace_masks_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "sk-ant-api03-" + "x" * 40
+    agent = MockAgent(f"your key is {secret}", name="leaky", verbose=True)
+    await agent.run(f"use Bearer {secret}")
+    out = capsys.readouterr().out
+    assert "assistant: your key is" in out
+    assert secret not in out
