@@ -200,6 +200,9 @@ class AgentStream:
         """Stop the stream and close its HTTP response (idempotent).
 
         :attr:`envelope` stays ``None`` if the stream had not ended.
+
+        Cancellation: the closing is shielded (bounded to 5 s): the response
+        is closed even when the caller is being cancelled.
         """
         self._closed = True
         if self._inner is not None:

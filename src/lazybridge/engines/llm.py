@@ -152,13 +152,7 @@ class LLMEngine:
         key = self._explicit_key.reveal() if self._explicit_key else self._route.api_key()
         if key is None and self._route.provider.key_required:
             return None
-        return Endpoint(
-            provider=self.provider,
-            wire=self._wire,
-            base_url=self._route.base_url,
-            api_key=Secret(key) if key else None,
-            **self._settings,
-        )
+        return _http.shared_endpoint(self.provider, self._wire, self._route.base_url, key, **self._settings)
 
     def endpoint(self) -> Endpoint:
         """Where requests go; raises :class:`AuthenticationError` if no key is configured."""

@@ -25,7 +25,7 @@ Retry schedule
     quota).  Never retried: 400, 401, 403, 404, 413, 422 and every other
     status.  ``x-should-retry: true|false`` overrides the status.  With
     ``max_retries`` = *m* (default 2) there are at most *m* + 1 attempts, and
-    no retry starts more than 120 s after the first attempt.  The wait before
+    no retry starts more than 120 s after the first failure.  The wait before
     retry *n* (1-based) is, in stamina's notation::
 
         wait(n) = min(8.0, 0.5 * 2 ** (n - 1) + random(0, 0.5))   seconds
@@ -45,15 +45,13 @@ Errors
 
 from __future__ import annotations
 
-import collections
-import email.utils
+import hashlib
 import json
 import ssl
 import threading
-import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 import attrs
@@ -62,22 +60,13 @@ import stamina
 from anyio.lowlevel import RunVar
 
 from .._resources import on_loop_close
-from ..errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    NotFoundError,
-    OverloadedError,
-    PermissionDeniedError,
-    ProviderError,
-    RateLimitError,
-    ServerError,
-    StreamError,
-)
+from ..errors import ProviderError
 from ..messages import ModelRequest, ModelResponse
-from .base import StreamDecoder, WireFormat
+from ._errormap import retry_delay, status_error, transport_error
+from ._eventstream import CLOSE_TIMEOUT, EventStream, _close_response
+from .base import WireFormat
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -105,13 +94,6 @@ WAIT_INITIAL = 0.5
 WAIT_MAX = 8.0
 WAIT_JITTER = 0.5
 USER_AGENT = "lazybridge/0.1"
-
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-#: Error kinds (``WireFormat.error_kind``) of a 429 that waiting will not fix.
-QUOTA_KINDS = frozenset({"insufficient_quota", "enforced_spend_limit_reached", "billing_error"})
-
-_CLOSE_TIMEOUT = 5.0
-_DRAIN_LIMIT = 100_000
 
 
 # -- secrets -------------------------------------------------------------------
@@ -170,7 +152,7 @@ class _Pool:
         self.open = False
         clients, self.clients = list(self.clients.values()), {}
         for client, _ in clients:
-            with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
                 await client.aclose()
 
 
@@ -303,118 +285,37 @@ class Endpoint:
         return self.api_key.scrub(text) if self.api_key is not None else text
 
 
-# -- error mapping ------------------------------------------------------------------
+_shared: weakref.WeakValueDictionary[tuple[Any, ...], Endpoint] = weakref.WeakValueDictionary()
 
 
-def retry_delay(headers: Mapping[str, str], body: str = "", *, now: float | None = None) -> float | None:
-    """Seconds the provider asked us to wait: ``retry-after-ms``, ``retry-after``, ``RetryInfo``.
+def shared_endpoint(
+    provider: str,
+    wire: WireFormat,
+    base_url: str,
+    api_key: str | None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    stall_timeout: float | None = None,
+    max_retries: int = 2,
+    limits: httpx.Limits = DEFAULT_LIMITS,
+    http_client: httpx.AsyncClient | None = None,
+) -> Endpoint:
+    """An :class:`Endpoint`, shared by every engine configured the same way.
 
-    ``retry-after`` may be a number of seconds or an HTTP date.  ``None``
-    when the provider said nothing usable.
+    A fan-out of a thousand agents on one model then holds one endpoint (its
+    headers, timeouts and parsed URLs) instead of a thousand copies.  Keyed
+    by a digest of the key, never the key itself.
     """
-    raw = headers.get("retry-after-ms")
-    if raw:
-        try:
-            return max(float(raw) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw:
-        try:
-            return max(float(raw), 0.0)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(raw)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None and when.tzinfo is not None:
-                return max(when.timestamp() - (time.time() if now is None else now), 0.0)
-    return _google_details(body)[0]
-
-
-def _google_details(body: str) -> tuple[float | None, bool, bool]:
-    """``(RetryInfo delay, daily quota exhausted, API key invalid)`` of a google.rpc error body."""
-    if "type.googleapis.com" not in body:
-        return None, False, False
-    try:
-        error = json.loads(body)
-        if isinstance(error, list):
-            error = error[0]
-        details = error["error"]["details"]
-    except (ValueError, KeyError, TypeError, IndexError):
-        return None, False, False
-    delay: float | None = None
-    daily = key_invalid = False
-    for detail in details if isinstance(details, list) else ():
-        if not isinstance(detail, dict):
-            continue
-        kind = str(detail.get("@type", ""))
-        if kind.endswith("RetryInfo"):
-            raw = str(detail.get("retryDelay", "")).removesuffix("s")
-            try:
-                delay = max(float(raw), 0.0)
-            except ValueError:
-                pass
-        elif kind.endswith("QuotaFailure"):
-            for violation in detail.get("violations") or ():
-                quota = str(violation.get("quotaId", "")) + str(violation.get("quotaMetric", ""))
-                if "PerDay" in quota or "per_day" in quota.lower():
-                    daily = True
-        elif kind.endswith("ErrorInfo") and detail.get("reason") == "API_KEY_INVALID":
-            key_invalid = True
-    return delay, daily, key_invalid
-
-
-def status_error(
-    endpoint: Endpoint, status: int, headers: Mapping[str, str], body: str
-) -> tuple[ProviderError, float | None]:
-    """The exception for an error status, with the provider's own message, and
-    the delay the provider asked for before a retry (seconds, or ``None``)."""
-    wire = endpoint.wire
-    message = endpoint.scrub(
-        wire.error_message(body) if body.strip() else ""
-    ) or httpx.codes.get_reason_phrase(status)
-    error_kind = getattr(wire, "error_kind", None)
-    kind: str | None = error_kind(body) if error_kind is not None and body.strip() else None
-    delay, daily, key_invalid = _google_details(body)
-    detail = f"{endpoint.provider} HTTP {status}" + (f" {kind}" if kind else "")
-    cls: type[APIStatusError]
-    retryable = status in RETRY_STATUSES
-    if status == 401 or key_invalid:
-        cls = AuthenticationError
-    elif status == 403:
-        cls = PermissionDeniedError
-    elif status == 404:
-        cls = NotFoundError
-    elif status == 402 or status == 429:
-        cls = RateLimitError
-        if status == 402 or kind in QUOTA_KINDS or daily:
-            retryable = False
-    elif status in (503, 529):
-        cls = OverloadedError
-    elif status >= 500 or status in (408, 409):
-        cls = ServerError
-    else:
-        cls = BadRequestError
-    should_retry = headers.get("x-should-retry")
-    if should_retry == "true":
-        retryable = True
-    elif should_retry == "false":
-        retryable = False
-    error = cls(f"{message} ({detail})", provider=endpoint.provider, status_code=status, retryable=retryable)
-    return error, retry_delay(headers) if delay is None else delay
-
-
-def transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> ProviderError:
-    """The exception for a request that got no HTTP answer."""
-    what = endpoint.scrub(str(exc)) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(
-            f"{endpoint.provider}: request timed out ({type(exc).__name__})", provider=endpoint.provider
-        )
-    return APIConnectionError(
-        f"{endpoint.provider}: could not reach {endpoint.base_url}: {what}", provider=endpoint.provider
-    )
+    secret = Secret(api_key) if api_key else None
+    if http_client is not None:
+        return Endpoint(provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits, http_client)
+    digest = hashlib.sha256(api_key.encode()).digest() if api_key else None
+    key = (provider, wire, base_url, digest, timeout, stall_timeout, max_retries, _pool_key(base_url, limits)[1:])
+    endpoint = _shared.get(key)
+    if endpoint is None:
+        endpoint = Endpoint(provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits)
+        _shared[key] = endpoint
+    return endpoint
 
 
 # -- retries ------------------------------------------------------------------------
@@ -452,6 +353,33 @@ def _attempts(endpoint: Endpoint) -> AsyncIterable[stamina.Attempt]:
     )
 
 
+async def _with_retries(endpoint: Endpoint, send: Callable[[], Awaitable[T]]) -> T:
+    """``await send()``, retried per the module's schedule by stamina.
+
+    The first attempt runs before any retry machinery is built (most calls
+    succeed at once, and a fan-out of thousands should not pay for what it
+    does not use).  A retryable failure is then replayed as the first
+    attempt of a ``stamina.retry_context``, so every wait, cap and jitter --
+    and ``stamina.set_testing`` -- comes from stamina.
+    """
+    try:
+        return await send()
+    except _Failure as failure:
+        if _should_retry(failure) is False:
+            raise failure.error from failure.error.__cause__
+        replay: _Failure | None = failure
+    try:
+        async for attempt in _attempts(endpoint):
+            with attempt:
+                if replay is not None:
+                    failed, replay = replay, None
+                    raise failed
+                return await send()
+    except _Failure as failure:
+        raise failure.error from failure.error.__cause__
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def complete(endpoint: Endpoint, request: ModelRequest) -> ModelResponse:
     """Send ``request`` (non-streamed), retrying per the module's schedule.
 
@@ -471,17 +399,14 @@ async def complete(endpoint: Endpoint, request: ModelRequest) -> ModelResponse:
     borrower = object()  # a token per request, not per task: a task may hold several
     await limiter.acquire_on_behalf_of(borrower)
     try:
-        async for attempt in _attempts(endpoint):
-            with attempt:
-                return await _complete_once(endpoint, client, http_request)
-    except _Failure as failure:
-        raise failure.error from failure.error.__cause__
+        return await _with_retries(endpoint, lambda: _complete_once(endpoint, client, http_request))
     finally:
         limiter.release_on_behalf_of(borrower)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _complete_once(endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request) -> ModelResponse:
+async def _complete_once(
+    endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request
+) -> ModelResponse:
     try:
         response = await client.send(request)
     except httpx.TransportError as exc:
@@ -522,19 +447,14 @@ async def open_stream(endpoint: Endpoint, request: ModelRequest) -> EventStream:
     http_request = endpoint.build(client, request, stream=True)
     borrower = object()
     await limiter.acquire_on_behalf_of(borrower)
-    stream: EventStream | None = None
+    opened = False
     try:
-        async for attempt in _attempts(endpoint):
-            with attempt:
-                response = await _open_once(endpoint, client, http_request)
-                stream = EventStream(endpoint, response, release=lambda: limiter.release_on_behalf_of(borrower))
-                return stream
-    except _Failure as failure:
-        raise failure.error from failure.error.__cause__
+        response = await _with_retries(endpoint, lambda: _open_once(endpoint, client, http_request))
+        opened = True
     finally:
-        if stream is None:
+        if not opened:
             limiter.release_on_behalf_of(borrower)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return EventStream(endpoint, response, release=lambda: limiter.release_on_behalf_of(borrower))
 
 
 async def _open_once(endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -553,144 +473,3 @@ async def _open_once(endpoint: Endpoint, client: httpx.AsyncClient, request: htt
     finally:
         await _close_response(response)
     raise _Failure(*status_error(endpoint, response.status_code, response.headers, body))
-
-
-async def _close_response(response: httpx.Response) -> None:
-    with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-        await response.aclose()
-
-
-class EventStream:
-    """The text deltas of one streamed reply, then its :class:`ModelResponse`.
-
-    ``await stream.__anext__()`` returns the next text delta (raising
-    ``StopAsyncIteration`` at the end); :meth:`finish` then returns the
-    accumulated response, equal to the non-streamed parse of the same reply.
-    A plain object rather than an async generator, so no cancel scope is
-    ever held across a yield; the HTTP response is closed when the stream
-    ends, breaks, is cancelled mid-read, or :meth:`aclose` is called.
-
-    Errors: a stream silent for longer than the stall timeout raises
-    :class:`~lazybridge.errors.APITimeoutError`; one that breaks off raises
-    :class:`~lazybridge.errors.StreamError`; an error event raises the
-    class the wire format chose.
-    """
-
-    def __init__(
-        self, endpoint: Endpoint, response: httpx.Response, *, release: Callable[[], None] | None = None
-    ) -> None:
-        self._endpoint = endpoint
-        self._response = response
-        self._release = release
-        self._decoder: StreamDecoder = endpoint.wire.stream_decoder()
-        self._pending: collections.deque[str] = collections.deque()
-        self._events: AsyncGenerator[Any, None] | None = None
-        self._final: ModelResponse | None = None
-        self._exhausted = False
-        self._closed = False
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> str:
-        while not self._pending:
-            if self._exhausted or self._closed:
-                raise StopAsyncIteration
-            await self._read_event()
-        return self._pending.popleft()
-
-    async def _read_event(self) -> None:
-        done = False
-        try:
-            if self._events is None:
-                self._events = await self._start()
-                if self._events is None:
-                    done = True
-                    return
-            try:
-                sse = await self._events.__anext__()
-            except StopAsyncIteration:
-                self._exhausted = True
-                done = True
-                await self.aclose()
-                return
-            except httpx.TimeoutException as exc:
-                stall = self._endpoint.stall_timeout or self._endpoint.timeout
-                raise APITimeoutError(
-                    f"{self._endpoint.provider}: the stream stalled: nothing received for {stall:g}s",
-                    provider=self._endpoint.provider,
-                ) from exc
-            except httpx.TransportError as exc:
-                raise StreamError(
-                    f"{self._endpoint.provider}: the stream broke off: "
-                    f"{self._endpoint.scrub(str(exc)) or type(exc).__name__}",
-                    provider=self._endpoint.provider,
-                    retryable=True,
-                ) from exc
-            event = "" if sse.event == "message" else sse.event
-            self._pending.extend(self._decoder.feed(event, sse.data))
-            done = True
-        finally:
-            if not done:
-                await self.aclose()
-
-    async def _start(self) -> AsyncGenerator[Any, None] | None:
-        """The SSE events of the response; ``None`` if a server answered with plain JSON."""
-        content_type = self._response.headers.get("content-type", "")
-        if "json" in content_type and "event-stream" not in content_type:
-            # Some compatible servers ignore "stream": true.  One chunk, same result.
-            await self._response.aread()
-            await self.aclose()
-            try:
-                body = json.loads(self._response.content)
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                raise StreamError(
-                    f"{self._endpoint.provider}: expected an event stream, got an invalid JSON body",
-                    provider=self._endpoint.provider,
-                )
-            self._final = self._endpoint.wire.parse_response(body)
-            self._exhausted = True
-            if self._final.text:
-                self._pending.append(self._final.text)
-            return None
-        from httpx_sse import EventSource
-
-        return EventSource(self._response).aiter_sse()
-
-    def finish(self) -> ModelResponse:
-        """The whole reply; call after the stream is exhausted.
-
-        Raises :class:`~lazybridge.errors.StreamError` if the stream ended
-        before the provider said the reply was complete.
-        """
-        if self._final is not None:
-            return self._final
-        if not self._exhausted:
-            raise StreamError("the stream was not read to its end", provider=self._endpoint.provider)
-        self._final = self._decoder.finish()
-        return self._final
-
-    async def aclose(self) -> None:
-        """Close the HTTP response (idempotent).  A response not read to its end
-        closes its connection rather than returning it to the pool."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._release is not None:
-            self._release()  # the request's slot in the client's limiter
-        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            await self._response.aclose()
-            events = self._events
-            if events is not None:
-                # Run the closed stream to its end (it fails at once, or yields
-                # what was already buffered), so that every async generator
-                # nested inside httpx and httpx-sse finishes here instead of
-                # being garbage collected half-way (which Trio warns about).
-                for _ in range(_DRAIN_LIMIT):
-                    try:
-                        await events.__anext__()
-                    except Exception:  # StopAsyncIteration, or the closed connection's error
-                        break
-                await events.aclose()

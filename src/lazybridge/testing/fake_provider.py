@@ -40,6 +40,8 @@ from typing import Any
 import anyio
 import attrs
 
+from ._fake_wires import WIRES, error_body
+
 __all__ = ["FakeProvider", "RecordedRequest", "Reply"]
 
 Scope = MutableMapping[str, Any]
@@ -278,15 +280,15 @@ class FakeProvider:
             return
         if reply.status >= 400:
             state["finished"] = True
-            body = _error_body(request.wire, reply)
+            body = error_body(request.wire, reply)
             await _send(send, reply.status, json.dumps(body).encode(), headers=reply.headers)
             return
         if not request.stream:
-            body = _WIRES[request.wire].body(request, reply, ident)
+            body = WIRES[request.wire].body(request, reply, ident)
             state["finished"] = True
             await _send(send, 200, json.dumps(body).encode(), headers=reply.headers)
             return
-        events = _WIRES[request.wire].events(request, reply, ident)
+        events = WIRES[request.wire].events(request, reply, ident)
         await send(
             {
                 "type": "http.response.start",
@@ -359,233 +361,3 @@ def _last_user_text(wire: str, body: Any) -> str:
         if texts:
             return "".join(texts)
     return ""
-
-
-def _pieces(text: str) -> list[str]:
-    """``text`` in up to four deltas, split at spaces."""
-    if not text:
-        return []
-    words = text.split(" ")
-    size = max(1, (len(words) + 3) // 4)
-    groups = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
-    return [g + (" " if i < len(groups) - 1 else "") for i, g in enumerate(groups)]
-
-
-def _error_body(wire: str, reply: Reply) -> dict[str, Any]:
-    status = reply.status
-    message = reply.message or {
-        400: "invalid request",
-        401: "invalid x-api-key",
-        403: "permission denied",
-        404: "model not found",
-        429: "rate limit exceeded",
-        500: "internal server error",
-        503: "service unavailable",
-        529: "Overloaded",
-    }.get(status, f"HTTP {status}")
-    if wire == "anthropic":
-        kinds = {
-            400: "invalid_request_error",
-            401: "authentication_error",
-            403: "permission_error",
-            404: "not_found_error",
-            429: "rate_limit_error",
-            529: "overloaded_error",
-        }
-        error: dict[str, Any] = {"type": reply.kind or kinds.get(status, "api_error"), "message": message}
-        return {"type": "error", "error": error, "request_id": "req_fake"}
-    if wire == "gemini":
-        statuses = {
-            400: "INVALID_ARGUMENT",
-            403: "PERMISSION_DENIED",
-            404: "NOT_FOUND",
-            429: "RESOURCE_EXHAUSTED",
-            500: "INTERNAL",
-            503: "UNAVAILABLE",
-        }
-        error = {"code": status, "message": message, "status": reply.kind or statuses.get(status, "UNKNOWN")}
-        if reply.retry_delay is not None:
-            error["details"] = [
-                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": reply.retry_delay}
-            ]
-        return {"error": error}
-    codes = {429: "rate_limit_exceeded", 404: "model_not_found"}
-    return {
-        "error": {
-            "message": message,
-            "type": "invalid_request_error" if status < 500 else "server_error",
-            "param": None,
-            "code": reply.kind or codes.get(status),
-        }
-    }
-
-
-# -- the three wire formats, server side ---------------------------------------------
-
-
-class _Anthropic:
-    @staticmethod
-    def body(request: RecordedRequest, reply: Reply, ident: int) -> dict[str, Any]:
-        content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
-        for n, (name, arguments) in enumerate(reply.tool_calls):
-            content.append({"type": "tool_use", "id": f"toolu_{ident}_{n}", "name": name, "input": arguments})
-        return {
-            "id": f"msg_{ident}",
-            "type": "message",
-            "role": "assistant",
-            "model": request.model,
-            "content": content,
-            "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
-        }
-
-    @staticmethod
-    def events(request: RecordedRequest, reply: Reply, ident: int) -> list[str]:
-        def event(kind: str, data: dict[str, Any]) -> str:
-            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}"
-
-        message = _Anthropic.body(request, reply, ident)
-        start = {
-            **message,
-            "content": [],
-            "stop_reason": None,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
-        }
-        out = [event("message_start", {"message": start}), event("ping", {})]
-        index = 0
-        if reply.text:
-            out.append(
-                event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-            )
-            for piece in _pieces(reply.text):
-                out.append(
-                    event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
-                )
-            out.append(event("content_block_stop", {"index": 0}))
-            index = 1
-        for n, (name, arguments) in enumerate(reply.tool_calls):
-            block = {"type": "tool_use", "id": f"toolu_{ident}_{n}", "name": name, "input": {}}
-            out.append(event("content_block_start", {"index": index, "content_block": block}))
-            raw = json.dumps(arguments)
-            for half in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
-                delta = {"type": "input_json_delta", "partial_json": half}
-                out.append(event("content_block_delta", {"index": index, "delta": delta}))
-            out.append(event("content_block_stop", {"index": index}))
-            index += 1
-        stop = {"stop_reason": message["stop_reason"], "stop_sequence": None}
-        out.append(event("message_delta", {"delta": stop, "usage": {"output_tokens": reply.output_tokens}}))
-        out.append(event("message_stop", {}))
-        return out
-
-
-class _OpenAI:
-    @staticmethod
-    def body(request: RecordedRequest, reply: Reply, ident: int) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
-        if reply.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": f"call_{ident}_{n}",
-                    "type": "function",
-                    "function": {"name": name, "arguments": json.dumps(arguments)},
-                }
-                for n, (name, arguments) in enumerate(reply.tool_calls)
-            ]
-        return {
-            "id": f"chatcmpl-{ident}",
-            "object": "chat.completion",
-            "created": 1760000000,
-            "model": request.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
-                }
-            ],
-            "usage": _OpenAI.usage(reply),
-        }
-
-    @staticmethod
-    def usage(reply: Reply) -> dict[str, int]:
-        return {
-            "prompt_tokens": reply.input_tokens,
-            "completion_tokens": reply.output_tokens,
-            "total_tokens": reply.input_tokens + reply.output_tokens,
-        }
-
-    @staticmethod
-    def events(request: RecordedRequest, reply: Reply, ident: int) -> list[str]:
-        head = {
-            "id": f"chatcmpl-{ident}",
-            "object": "chat.completion.chunk",
-            "created": 1760000000,
-            "model": request.model,
-        }
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            return "data: " + json.dumps({**head, "choices": [choice]})
-
-        out = [chunk({"role": "assistant", "content": ""})]
-        out += [chunk({"content": piece}) for piece in _pieces(reply.text)]
-        for n, (name, arguments) in enumerate(reply.tool_calls):
-            opening = {
-                "index": n,
-                "id": f"call_{ident}_{n}",
-                "type": "function",
-                "function": {"name": name, "arguments": ""},
-            }
-            out.append(chunk({"tool_calls": [opening]}))
-            raw = json.dumps(arguments)
-            for half in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
-                out.append(chunk({"tool_calls": [{"index": n, "function": {"arguments": half}}]}))
-        out.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
-        out.append("data: " + json.dumps({**head, "choices": [], "usage": _OpenAI.usage(reply)}))
-        out.append("data: [DONE]")
-        return out
-
-
-class _Gemini:
-    @staticmethod
-    def _usage(reply: Reply) -> dict[str, int]:
-        return {
-            "promptTokenCount": reply.input_tokens,
-            "candidatesTokenCount": reply.output_tokens,
-            "totalTokenCount": reply.input_tokens + reply.output_tokens,
-        }
-
-    @staticmethod
-    def _chunk(
-        request: RecordedRequest, reply: Reply, ident: int, parts: list[Any], finish: bool
-    ) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
-        if finish:
-            candidate["finishReason"] = "STOP"
-        return {
-            "candidates": [candidate],
-            "usageMetadata": _Gemini._usage(reply),
-            "modelVersion": request.model,
-            "responseId": f"resp_{ident}",
-        }
-
-    @staticmethod
-    def _calls(reply: Reply) -> list[dict[str, Any]]:
-        return [{"functionCall": {"name": name, "args": arguments}} for name, arguments in reply.tool_calls]
-
-    @staticmethod
-    def body(request: RecordedRequest, reply: Reply, ident: int) -> dict[str, Any]:
-        parts = ([{"text": reply.text}] if reply.text else []) + _Gemini._calls(reply)
-        return _Gemini._chunk(request, reply, ident, parts, True)
-
-    @staticmethod
-    def events(request: RecordedRequest, reply: Reply, ident: int) -> list[str]:
-        pieces = _pieces(reply.text)
-        chunks = [_Gemini._chunk(request, reply, ident, [{"text": p}], False) for p in pieces[:-1]]
-        last = ([{"text": pieces[-1]}] if pieces else [{"text": ""}]) + _Gemini._calls(reply)
-        chunks.append(_Gemini._chunk(request, reply, ident, last, True))
-        return ["data: " + json.dumps(c) for c in chunks]
-
-
-_WIRES: dict[str, Any] = {"anthropic": _Anthropic, "openai": _OpenAI, "gemini": _Gemini}

@@ -1,0 +1,176 @@
+"""EventStream: the text deltas of one streamed model reply, read from SSE.
+
+Opened by :func:`lazybridge.providers._http.open_stream`.  The byte stream is
+split into events by httpx-sse; the provider's :class:`StreamDecoder` turns
+events into text deltas and, at the end, the same ``ModelResponse`` a
+non-streamed call would have returned.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from ..errors import APITimeoutError, StreamError
+from ..messages import ModelResponse
+from .base import StreamDecoder
+
+if TYPE_CHECKING:
+    from ._http import Endpoint
+
+__all__ = ["EventStream"]
+
+CLOSE_TIMEOUT = 5.0
+_DRAIN_LIMIT = 100_000
+
+
+async def _close_response(response: httpx.Response) -> None:
+    with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+        await response.aclose()
+
+
+class EventStream:
+    """The text deltas of one streamed reply, then its :class:`ModelResponse`.
+
+    ``await stream.__anext__()`` returns the next text delta (raising
+    ``StopAsyncIteration`` at the end); :meth:`finish` then returns the
+    accumulated response, equal to the non-streamed parse of the same reply.
+    A plain object rather than an async generator, so no cancel scope is
+    ever held across a yield; the HTTP response is closed when the stream
+    ends, breaks, is cancelled mid-read, or :meth:`aclose` is called.
+
+    Errors: a stream silent for longer than the stall timeout raises
+    :class:`~lazybridge.errors.APITimeoutError`; one that breaks off raises
+    :class:`~lazybridge.errors.StreamError`; an error event raises the
+    class the wire format chose.
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, response: httpx.Response, *, release: Callable[[], None] | None = None
+    ) -> None:
+        self._endpoint = endpoint
+        self._response = response
+        self._release = release
+        self._decoder: StreamDecoder = endpoint.wire.stream_decoder()
+        self._pending: collections.deque[str] = collections.deque()
+        self._events: AsyncGenerator[Any, None] | None = None
+        self._final: ModelResponse | None = None
+        self._exhausted = False
+        self._closed = False
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> str:
+        while not self._pending:
+            if self._exhausted or self._closed:
+                raise StopAsyncIteration
+            await self._read_event()
+        return self._pending.popleft()
+
+    async def _read_event(self) -> None:
+        done = False
+        try:
+            if self._events is None:
+                self._events = await self._start()
+                if self._events is None:
+                    done = True
+                    return
+            try:
+                sse = await self._events.__anext__()
+            except StopAsyncIteration:
+                self._exhausted = True
+                done = True
+                await self.aclose()
+                return
+            except httpx.TimeoutException as exc:
+                stall = self._endpoint.stall_timeout or self._endpoint.timeout
+                raise APITimeoutError(
+                    f"{self._endpoint.provider}: the stream stalled: nothing received for {stall:g}s",
+                    provider=self._endpoint.provider,
+                ) from exc
+            except httpx.TransportError as exc:
+                raise StreamError(
+                    f"{self._endpoint.provider}: the stream broke off: "
+                    f"{self._endpoint.scrub(str(exc)) or type(exc).__name__}",
+                    provider=self._endpoint.provider,
+                    retryable=True,
+                ) from exc
+            event = "" if sse.event == "message" else sse.event
+            self._pending.extend(self._decoder.feed(event, sse.data))
+            done = True
+        finally:
+            if not done:
+                await self.aclose()
+
+    async def _start(self) -> AsyncGenerator[Any, None] | None:
+        """The SSE events of the response; ``None`` if a server answered with plain JSON."""
+        content_type = self._response.headers.get("content-type", "")
+        if "json" in content_type and "event-stream" not in content_type:
+            # Some compatible servers ignore "stream": true.  One chunk, same result.
+            await self._response.aread()
+            await self.aclose()
+            try:
+                body = json.loads(self._response.content)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise StreamError(
+                    f"{self._endpoint.provider}: expected an event stream, got an invalid JSON body",
+                    provider=self._endpoint.provider,
+                )
+            self._final = self._endpoint.wire.parse_response(body)
+            self._exhausted = True
+            if self._final.text:
+                self._pending.append(self._final.text)
+            return None
+        from httpx_sse import EventSource
+
+        return EventSource(self._response).aiter_sse()
+
+    def finish(self) -> ModelResponse:
+        """The whole reply; call after the stream is exhausted.
+
+        Raises :class:`~lazybridge.errors.StreamError` if the stream ended
+        before the provider said the reply was complete.
+        """
+        if self._final is not None:
+            return self._final
+        if not self._exhausted:
+            raise StreamError("the stream was not read to its end", provider=self._endpoint.provider)
+        self._final = self._decoder.finish()
+        return self._final
+
+    async def aclose(self) -> None:
+        """Close the HTTP response and free the request's slot (idempotent).
+
+        A response not read to its end closes its connection rather than
+        returning it to the pool.
+
+        Cancellation: the closing is shielded (and bounded to 5 s), so the
+        connection is released even when the caller is being cancelled.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._release is not None:
+            self._release()  # the request's slot in the client's limiter
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            await self._response.aclose()
+            events = self._events
+            if events is not None:
+                # Run the closed stream to its end (it fails at once, or yields
+                # what was already buffered), so that every async generator
+                # nested inside httpx and httpx-sse finishes here instead of
+                # being garbage collected half-way (which Trio warns about).
+                for _ in range(_DRAIN_LIMIT):
+                    try:
+                        await events.__anext__()
+                    except Exception:  # StopAsyncIteration, or the closed connection's error
+                        break
+                await events.aclose()
