@@ -18,6 +18,7 @@ from .errors import (
     StructuredOutputError,
 )
 from .events import Event
+from .memory import Memory
 from .parallel import ParallelAgent
 from .session import Session
 from .tools import Tool
@@ -38,6 +39,7 @@ __all__ = [
     "LazyBridgeError",
     "MaxIterationsExceeded",
     "MaxTurnsExceeded",
+    "Memory",
     "ParallelAgent",
     "Plan",
     "PlanCompileError",

@@ -7,8 +7,10 @@
 The engine builds a neutral :class:`~lazybridge.messages.ModelRequest`, and
 one *model call* (:meth:`LLMEngine._call_model`) sends it through
 :mod:`lazybridge.providers._http` and emits the ``model_request`` /
-``model_response`` events.  :meth:`LLMEngine.run` is a loop over model calls
-with one turn today; the tool loop adds turns to the same loop.
+``model_response`` events.  :meth:`LLMEngine.run` is the agent loop over
+model calls -- tools, structured output, memory -- in
+:mod:`lazybridge.engines._loop` (turns), :mod:`~lazybridge.engines._toolloop`
+(concurrent tool calls) and :mod:`~lazybridge.engines._output` (``output=``).
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import httpx
 
 from .. import events
-from ..envelope import Envelope, EnvelopeMetadata
+from ..envelope import Envelope
 from ..errors import AuthenticationError, ConfigurationError
 from ..events import RunContext
-from ..messages import Message, ModelRequest, ModelResponse, Usage
+from ..messages import Message, ModelRequest, ModelResponse, OutputSchema, ToolChoice, ToolSpec
 from ..providers import _http, pricing, registry
-from ..providers._http import Endpoint, EventStream, Secret
+from ..providers._http import Endpoint, Secret
+from ._loop import LLMStream, LoopSettings, Tally, run_loop
 
 if TYPE_CHECKING:
     from ..agent import Agent, AgentBase
@@ -34,13 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["LLMEngine", "LLMStream"]
 
 
-@attrs.define
-class _Tally:
-    """Usage and cost of every model call of one run."""
-
-    usage: Usage = attrs.field(factory=Usage)
-    cost_usd: float = 0.0
-    turns: int = 0
+_Tally = Tally  # usage and cost of every model call of one run
 
 
 def _positive(value: float | None, argument: str) -> float | None:
@@ -81,6 +77,31 @@ class LLMEngine:
             pool; you own it (LazyBridge never closes it).
         limits: the ``httpx.Limits`` of the shared pool for this base URL
             (default 100 connections, 20 kept alive).
+        max_turns: the most model calls of one run (default 10).  When the
+            model still calls tools in the last one, the run returns a
+            ``MaxTurnsExceeded`` envelope.
+        tool_choice: ``"auto"`` (the provider's default when ``None``),
+            ``"none"``, ``"required"`` or a tool's name, for the *first* turn.
+            After the model has called tools, a forcing choice (``"required"``
+            or a name) becomes ``"auto"`` -- else the model could never
+            answer; ``"auto"``/``"none"`` hold for every turn.
+        tool_timeout: seconds each tool call may take (a ``Tool``'s own
+            ``timeout`` wins).  A call that runs out is cancelled and reported
+            to the model as a tool error; the run goes on.
+        max_output_retries: how many times an answer that does not fit
+            ``Agent(output=...)`` is sent back with the validation errors
+            before the run returns a ``StructuredOutputError`` envelope
+            (default 2).
+        output_mode: how ``output=`` is asked for: ``"native"`` (the
+            provider's JSON-schema mode), ``"tool"`` (a forced
+            ``final_answer`` tool) or ``"auto"`` (native where the wire
+            format has one: all built-in ones do).
+
+    Tools run concurrently: every call of one turn starts at once (one task
+    group) and the results go back in call order.  A tool that raises, times
+    out or gets arguments that do not fit its signature is reported to the
+    model as a tool error (``is_error``) naming the problem, so it can
+    correct itself.  See :mod:`lazybridge.engines._loop` for the details.
 
     The engine holds no per-run state: one engine may serve many agents and
     concurrent runs.
@@ -100,8 +121,20 @@ class LLMEngine:
         max_retries: int = 2,
         http_client: httpx.AsyncClient | None = None,
         limits: httpx.Limits | None = None,
+        max_turns: int = 10,
+        tool_choice: str | None = None,
+        tool_timeout: float | None = None,
+        max_output_retries: int = 2,
+        output_mode: str = "auto",
     ) -> None:
         route = registry.resolve(model, base_url=base_url)
+        loop = LoopSettings.create(
+            max_turns=max_turns,
+            tool_choice=tool_choice,
+            tool_timeout=tool_timeout,
+            max_output_retries=max_output_retries,
+            output_mode=output_mode,
+        )
         if system is not None and not isinstance(system, str):
             raise ConfigurationError(f"system must be a string or None, not {type(system).__name__}")
         if temperature is not None and (
@@ -127,6 +160,11 @@ class LLMEngine:
         self.system = system
         self.temperature = None if temperature is None else float(temperature)
         self.max_tokens = max_tokens
+        self.max_turns = loop.max_turns
+        self.tool_choice = loop.tool_choice
+        self.tool_timeout = loop.tool_timeout
+        self.max_output_retries = loop.max_output_retries
+        self.output_mode = loop.output_mode
         self._route = route
         self._wire = registry.wire_format(route.provider.name)
         self._explicit_key = Secret(api_key) if api_key else None
@@ -166,12 +204,22 @@ class LLMEngine:
                 )
         return endpoint
 
-    def request(self, messages: tuple[Message, ...]) -> ModelRequest:
+    def request(
+        self,
+        messages: tuple[Message, ...],
+        *,
+        tools: tuple[ToolSpec, ...] = (),
+        tool_choice: ToolChoice | None = None,
+        output_schema: OutputSchema | None = None,
+    ) -> ModelRequest:
         """The neutral request for ``messages`` with this engine's settings."""
         return ModelRequest(
             model=self._route.model,
             messages=messages,
             system=self.system,
+            tools=tools,
+            tool_choice=tool_choice,
+            output_schema=output_schema,
             temperature=self.temperature,
             max_tokens=self.max_tokens,
         )
@@ -185,22 +233,28 @@ class LLMEngine:
     # -- running ------------------------------------------------------------------
 
     async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
-        """Answer ``task`` with the model; the Agent turns a raised error into an error envelope.
+        """Answer ``task`` for ``agent``: turns of model calls and tool calls until an answer.
+
+        Reads ``agent.tools``, ``agent.output`` and ``agent.memory``; see
+        :mod:`lazybridge.engines._loop`.  A max-turns, structured-output or
+        provider failure after the first model call is returned as an error
+        envelope that keeps what the run spent.
 
         Errors: raises the provider's :class:`~lazybridge.errors.ProviderError`
-        (after retries), or :class:`~lazybridge.errors.AuthenticationError`
-        when no API key is configured.
+        when the first model call fails (after retries),
+        :class:`~lazybridge.errors.AuthenticationError` when no API key is
+        configured, and :class:`~lazybridge.errors.ConfigurationError` for
+        tools, ``output=`` or ``memory=`` that cannot be used; the Agent
+        turns these into error envelopes.
 
         Cancellation: the HTTP request in flight is aborted and its
         connection closed (the provider sees the disconnect); a retry wait
-        ends at once.  Nothing keeps running.
+        ends at once; tool calls running are cancelled and awaited (a sync
+        tool's thread is abandoned, see :meth:`Tool.call
+        <lazybridge.tools.Tool.call>`); the memory records nothing.  Nothing
+        keeps running.
         """
-        tally = _Tally()
-        messages = self._first_messages(task)
-        response = await self._call_model(self.request(messages), run=run, tally=tally)
-        # The tool loop slots in here: while response.tool_calls, run the
-        # tools, append response.as_message() and the results, call again.
-        return self._envelope(response, tally)
+        return await run_loop(self, task, agent, run)
 
     async def _call_model(self, request: ModelRequest, *, run: RunContext, tally: _Tally) -> ModelResponse:
         """One model call: send ``request``, account for it, emit its two events.
@@ -252,81 +306,12 @@ class LLMEngine:
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
 
-    def _envelope(self, response: ModelResponse, tally: _Tally) -> Envelope:
-        return Envelope(
-            payload=response.text,
-            metadata=EnvelopeMetadata(
-                model=self._route.model,
-                provider=self.provider,
-                input_tokens=tally.usage.input_tokens,
-                output_tokens=tally.usage.output_tokens,
-                cost_usd=tally.cost_usd,
-            ),
-        )
-
     # -- streaming ---------------------------------------------------------------
 
     def stream(self, task: Envelope, *, agent: AgentBase, run: RunContext) -> LLMStream:
-        """The answer to ``task`` as text deltas (used by :meth:`Agent.stream <lazybridge.Agent.stream>`)."""
-        return LLMStream(self, task, run)
+        """The run as text deltas (used by :meth:`Agent.stream <lazybridge.Agent.stream>`).
 
-
-class LLMStream:
-    """One streamed model call: text deltas, then :meth:`result`.
-
-    Nothing is sent until the first ``__anext__``.  See
-    :class:`~lazybridge._stream.AgentStream` for the user-facing contract.
-    """
-
-    def __init__(self, engine: LLMEngine, task: Envelope, run: RunContext) -> None:
-        self._engine = engine
-        self._task = task
-        self._run = run
-        self._events: EventStream | None = None
-        self._tally = _Tally()
-        self._response: ModelResponse | None = None
-        self._started = 0.0
-
-    @property
-    def response(self) -> ModelResponse | None:
-        """The accumulated model response, once the stream ended."""
-        return self._response
-
-    async def __anext__(self) -> str:
-        if self._response is not None:
-            raise StopAsyncIteration
-        if self._events is None:
-            self._events = await self._open()
-        try:
-            return await self._events.__anext__()
-        except StopAsyncIteration:
-            response = self._response = self._events.finish()
-            cost = await self._engine._account(response, self._tally)
-            if self._run.sinks:
-                self._engine._emit_response(self._run, response, 1, cost, self._started)
-            raise
-
-    async def _open(self) -> EventStream:
-        engine = self._engine
-        endpoint = engine.endpoint()
-        request = engine.request(engine._first_messages(self._task))
-        if self._run.sinks:
-            self._run.emit(
-                events.MODEL_REQUEST,
-                model=request.model,
-                provider=engine.provider,
-                turn=1,
-                messages=len(request.messages),
-                stream=True,
-            )
-        self._started = time.perf_counter()
-        return await _http.open_stream(endpoint, request)
-
-    def result(self) -> Envelope:
-        if self._response is None:
-            raise RuntimeError("the stream has not ended")
-        return self._engine._envelope(self._response, self._tally)
-
-    async def aclose(self) -> None:
-        if self._events is not None:
-            await self._events.aclose()
+        The tool loop runs as in :meth:`run`, each turn streamed; see
+        :class:`~lazybridge.engines._loop.LLMStream`.
+        """
+        return LLMStream(self, task, agent, run)

@@ -1,0 +1,451 @@
+"""The agent loop of :class:`~lazybridge.engines.llm.LLMEngine`: turns until a final answer.
+
+One run is a :class:`Conversation`.  Each turn sends the history to the
+model; the reply is appended *verbatim* (``ModelResponse.as_message()``, so
+Anthropic thinking blocks with their signatures, Gemini ``thoughtSignature``
+parts and DeepSeek ``reasoning_content`` go back exactly as the APIs
+require).  If the reply calls tools, every call runs concurrently
+(:func:`~._toolloop.run_tool_calls`), their results are appended in call
+order and the loop goes on; otherwise the reply is the answer -- checked
+against ``output=`` when there is one, and re-asked for with the validation
+errors up to ``max_output_retries`` times.
+
+Tool choice
+    ``tool_choice`` applies to the *first* turn.  A forcing choice
+    (``"required"`` or a tool's name) would make the model call tools
+    forever, so once the model has called tools the following turns send
+    ``"auto"``; ``"auto"`` and ``"none"`` apply to every turn.
+
+Turns
+    ``max_turns`` bounds the model calls of a run.  When the model still
+    asks for tools in call number ``max_turns`` the run ends with a
+    :class:`~lazybridge.errors.MaxTurnsExceeded` error envelope (those calls
+    are not run).  Re-asking for a structured answer does not use up turns:
+    those calls have their own budget, ``max_output_retries``.
+
+Accounting
+    The envelope's ``cost_usd`` and tokens are the run's own model calls plus
+    everything its sub-agents (agents used as tools) spent; ``nested_*`` is
+    the sub-agents' part.  Error envelopes from the loop (max turns,
+    structured output, a provider error after some turns) keep what was spent.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from .. import events
+from ..envelope import Envelope, EnvelopeMetadata
+from ..errors import ConfigurationError, MaxTurnsExceeded, StructuredOutputError
+from ..events import RunContext
+from ..memory import Memory
+from ..messages import Message, ModelRequest, ModelResponse, ToolCall, ToolChoice, ToolResult, Usage
+from ._output import FINAL_ANSWER, InvalidOutput, OutputSpec
+from ._toolloop import Spend, ToolSet, run_tool_calls
+
+if TYPE_CHECKING:
+    from ..providers._eventstream import EventStream
+    from .llm import LLMEngine
+
+__all__ = ["Conversation", "LLMStream", "LoopSettings", "Tally", "run_loop"]
+
+OutputMode = Literal["auto", "native", "tool"]
+
+#: Wire formats with a schema mode of their own (DeepSeek's is JSON mode plus the schema in the prompt).
+NATIVE_OUTPUT_WIRES = frozenset({"anthropic", "openai", "gemini", "deepseek", "compat"})
+
+
+@attrs.define
+class Tally:
+    """Usage and cost of every model call of one run."""
+
+    usage: Usage = attrs.field(factory=Usage)
+    cost_usd: float = 0.0
+    turns: int = 0
+
+
+@attrs.frozen
+class LoopSettings:
+    """The loop's knobs, validated (see :class:`~lazybridge.engines.llm.LLMEngine`)."""
+
+    max_turns: int = 10
+    tool_choice: ToolChoice | None = None
+    tool_timeout: float | None = None
+    max_output_retries: int = 2
+    output_mode: OutputMode = "auto"
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        max_turns: int,
+        tool_choice: str | None,
+        tool_timeout: float | None,
+        max_output_retries: int,
+        output_mode: str,
+    ) -> LoopSettings:
+        """Raises :class:`~lazybridge.errors.ConfigurationError` naming the bad argument."""
+        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+            raise ConfigurationError(f"max_turns must be a whole number >= 1, not {max_turns!r}")
+        if (
+            isinstance(max_output_retries, bool)
+            or not isinstance(max_output_retries, int)
+            or max_output_retries < 0
+        ):
+            raise ConfigurationError(f"max_output_retries must be a whole number >= 0, not {max_output_retries!r}")
+        if tool_timeout is not None and (
+            isinstance(tool_timeout, bool) or not isinstance(tool_timeout, (int, float)) or not tool_timeout > 0
+        ):
+            raise ConfigurationError(f"tool_timeout must be a positive number of seconds or None, not {tool_timeout!r}")
+        if output_mode not in ("auto", "native", "tool"):
+            raise ConfigurationError(f"output_mode must be 'auto', 'native' or 'tool', not {output_mode!r}")
+        choice: ToolChoice | None
+        if tool_choice is None:
+            choice = None
+        elif tool_choice in ("auto", "none", "required"):
+            choice = ToolChoice(tool_choice)  # type: ignore[arg-type]
+        elif isinstance(tool_choice, str) and tool_choice:
+            choice = ToolChoice("required", name=tool_choice)
+        else:
+            raise ConfigurationError(
+                f"tool_choice must be 'auto', 'none', 'required' or a tool's name, not {tool_choice!r}"
+            )
+        return cls(
+            max_turns,
+            choice,
+            None if tool_timeout is None else float(tool_timeout),
+            max_output_retries,
+            output_mode,  # type: ignore[arg-type]
+        )
+
+
+_toolsets: weakref.WeakKeyDictionary[Any, tuple[Any, Any, ToolSet]] = weakref.WeakKeyDictionary()
+
+
+def toolset_for(engine: LLMEngine, agent: Any) -> ToolSet:
+    """The agent's tools for this engine, built once per (agent, tools, engine) and cached."""
+    items = getattr(agent, "tools", ())
+    try:
+        cached = _toolsets.get(agent)
+    except TypeError:  # not weak-referenceable: build every time
+        cached = None
+    if cached is not None and cached[0] is engine and cached[1] is items:
+        return cached[2]
+    toolset = ToolSet.build(items, timeout=engine.tool_timeout)
+    try:
+        _toolsets[agent] = (engine, items, toolset)
+    except TypeError:
+        pass
+    return toolset
+
+
+class Conversation:
+    """The state of one run: history, tallies, turn counters.  One per run, never shared."""
+
+    def __init__(self, engine: LLMEngine, task: Envelope, agent: Any, run: RunContext) -> None:
+        self.engine = engine
+        self.run = run
+        self.tools = toolset_for(engine, agent)
+        output = getattr(agent, "output", None)
+        self.output = OutputSpec.for_type(output) if output is not None else None
+        mode = engine.output_mode
+        if mode == "auto":
+            mode = "native" if engine._wire.name in NATIVE_OUTPUT_WIRES else "tool"
+        self.tool_mode = self.output is not None and mode == "tool"
+        if self.tool_mode and FINAL_ANSWER in self.tools.tools:
+            raise ConfigurationError(f"a tool may not be named {FINAL_ANSWER!r} with output_mode='tool'")
+        retries = getattr(agent, "max_output_retries", None)
+        self.max_retries: int = engine.max_output_retries if retries is None else retries
+        self._check_choice(engine.tool_choice)
+        memory = getattr(agent, "memory", None)
+        if memory is not None and not isinstance(memory, Memory):
+            raise ConfigurationError(f"memory must be a lazybridge.Memory, not {type(memory).__name__}")
+        self.memory: Memory | None = memory
+        history = memory.messages if memory is not None else ()
+        self.messages: list[Message] = [*history, *engine._first_messages(task)]
+        self._first = len(history)
+        self._forget: set[int] = set()  # failed structured answers and their re-prompts
+        self.tally = Tally()
+        self.spend = Spend()
+        self.tool_rounds = 0
+        self.retries = 0
+        self.failure: Exception | None = None
+
+    def _check_choice(self, choice: ToolChoice | None) -> None:
+        if choice is None or (choice.mode in ("auto", "none") and choice.name is None):
+            return
+        if not self.tools:
+            raise ConfigurationError(f"tool_choice={choice.name or choice.mode!r} but the agent has no tools")
+        if choice.name is not None and choice.name not in self.tools.tools:
+            raise ConfigurationError(
+                f"tool_choice names {choice.name!r}, which is not one of the agent's tools "
+                f"({', '.join(self.tools.tools)})"
+            )
+
+    # -- requests ----------------------------------------------------------------
+
+    def request(self) -> ModelRequest:
+        """The next turn's request."""
+        specs = self.tools.specs
+        schema = None
+        if self.output is not None:
+            if self.tool_mode:
+                specs = (*specs, self.output.tool_spec())
+            else:
+                schema = self.output.output_schema()
+        choice = self._tool_choice() if specs else None
+        return self.engine.request(tuple(self.messages), tools=specs, tool_choice=choice, output_schema=schema)
+
+    def _tool_choice(self) -> ToolChoice | None:
+        configured = self.engine.tool_choice
+        if self.tool_mode:
+            if self.tool_rounds == 0 and configured is not None and configured.name is not None:
+                return configured
+            if self.tools and not (configured is not None and configured.mode == "none"):
+                return ToolChoice("required")
+            return ToolChoice("required", name=FINAL_ANSWER)
+        if configured is None or self.tool_rounds == 0:
+            return configured
+        forcing = configured.name is not None or configured.mode == "required"
+        return ToolChoice("auto") if forcing else configured
+
+    # -- replies -----------------------------------------------------------------
+
+    async def step(self, response: ModelResponse) -> Envelope | None:
+        """Take in one model reply; the run's envelope when it is over, else ``None``.
+
+        Runs the reply's tool calls (see :func:`~._toolloop.run_tool_calls`).
+
+        Cancellation: the tool calls are cancelled and awaited; see there.
+        """
+        self.messages.append(response.as_message())
+        calls = response.tool_calls
+        if calls and (self.tools or self.tool_mode):
+            return await self._tool_round(calls)
+        if self.output is None:
+            return self._finish(response.text)
+        try:
+            value = self.output.parse_text(response.text)
+        except InvalidOutput as error:
+            problem = error
+            if self.tool_mode and not response.text.strip():
+                problem = InvalidOutput([f"call the {FINAL_ANSWER} tool with your answer"])
+            return self._retry(problem, forget=True)
+        return self._finish(value)
+
+    async def _tool_round(self, calls: tuple[ToolCall, ...]) -> Envelope | None:
+        invalid: dict[str, ToolResult] = {}
+        problems: tuple[str, ...] = ()
+        if self.tool_mode and self.output is not None:
+            for call in calls:
+                if call.name != FINAL_ANSWER:
+                    continue
+                try:
+                    value = self.output.parse_value(call.arguments)
+                except InvalidOutput as error:
+                    text = self.output.repair_prompt(error)
+                    invalid[call.id] = ToolResult(call.id, call.name, text, is_error=True)
+                    problems = error.problems
+                    continue
+                # The answer: close the round so the history pairs every call with a result.
+                closing = tuple(
+                    ToolResult(c.id, c.name, "accepted" if c is call else "not run: the final answer was given")
+                    for c in calls
+                )
+                self.messages.append(Message("tool", closing))
+                return self._finish(value)
+            if invalid:
+                self.retries += 1  # a failed answer: it does not use up a turn
+                if self.retries > self.max_retries:
+                    return self._fail_output("\n".join(problems))
+        if self.tally.turns >= self.engine.max_turns + self.retries:
+            return self._fail(
+                MaxTurnsExceeded(
+                    f"the model still called tools after {self.engine.max_turns} turns (max_turns="
+                    f"{self.engine.max_turns}): {', '.join(c.name for c in calls)}"
+                )
+            )
+        todo = [c for c in calls if c.id not in invalid]
+        done = await run_tool_calls(todo, self.tools, run=self.run, spend=self.spend) if todo else []
+        by_id = {r.call_id: r for r in done}
+        results = tuple(invalid.get(c.id) or by_id[c.id] for c in calls)
+        self.messages.append(Message("tool", results))
+        self.tool_rounds += 1
+        return None
+
+    def _retry(self, error: InvalidOutput, *, forget: bool) -> Envelope | None:
+        self.retries += 1
+        if self.retries > self.max_retries:
+            return self._fail_output("\n".join(error.problems))
+        assert self.output is not None
+        if forget:
+            self._forget.update((len(self.messages) - 1, len(self.messages)))
+        self.messages.append(Message.user(self.output.repair_prompt(error)))
+        return None
+
+    def _fail_output(self, problems: str) -> Envelope:
+        assert self.output is not None
+        attempts = self.retries
+        return self._fail(
+            StructuredOutputError(
+                f"the answer did not fit {self.output.name} after {attempts} attempt"
+                f"{'s' if attempts != 1 else ''}:\n{problems}"
+            )
+        )
+
+    # -- the end -----------------------------------------------------------------
+
+    def metadata(self) -> EnvelopeMetadata:
+        own, nested = self.tally, self.spend
+        return EnvelopeMetadata(
+            model=self.engine.model,
+            provider=self.engine.provider,
+            input_tokens=own.usage.input_tokens + nested.input_tokens,
+            output_tokens=own.usage.output_tokens + nested.output_tokens,
+            cost_usd=own.cost_usd + nested.cost_usd,
+            nested_input_tokens=nested.input_tokens,
+            nested_output_tokens=nested.output_tokens,
+            nested_cost_usd=nested.cost_usd,
+        )
+
+    def _fail(self, error: Exception) -> Envelope:
+        self.failure = error
+        return Envelope.error_envelope(error, metadata=self.metadata())
+
+    def _finish(self, payload: Any) -> Envelope:
+        if self.memory is not None:
+            self.memory.add_turn(self._turn())
+        return Envelope(payload=payload, metadata=self.metadata())
+
+    def _turn(self) -> list[Message]:
+        turn = [m for i, m in enumerate(self.messages) if i >= self._first and i not in self._forget]
+        last = turn[-1]
+        if last.role == "assistant" and last.tool_calls:
+            # Calls in a reply to a request that offered no tools: nothing ran them, and
+            # a call without a result would make the next request invalid.
+            parts = tuple(p for p in last.parts if not isinstance(p, ToolCall))
+            turn[-1:] = [Message("assistant", parts)] if parts else []
+        return turn
+
+
+async def run_loop(engine: LLMEngine, task: Envelope, agent: Any, run: RunContext) -> Envelope:
+    """Run the loop to its end (see the module docstring).
+
+    Errors: raises :class:`~lazybridge.errors.ConfigurationError` for tools,
+    ``output=`` or ``memory=`` that cannot be used, before any request.  A
+    failure after the first model call comes back as an error envelope that
+    keeps the run's spend.
+
+    Cancellation: the HTTP request or the tool calls in flight are cancelled
+    and awaited; the memory records nothing.
+    """
+    conversation = Conversation(engine, task, agent, run)
+    try:
+        while True:
+            response = await engine._call_model(conversation.request(), run=run, tally=conversation.tally)
+            result = await conversation.step(response)
+            if result is not None:
+                return result
+    except Exception as exc:  # keep what was spent; cancellation is not an Exception
+        if conversation.tally.turns == 0:
+            raise
+        return Envelope.error_envelope(exc, metadata=conversation.metadata())
+
+
+class LLMStream:
+    """A run of the loop, streamed: the text deltas of every turn, then :meth:`result`.
+
+    Each model call is streamed; when a turn ends with tool calls, the tools
+    run (inside the ``__anext__`` that reached the end of that turn) and the
+    next turn's deltas follow.  Text the model writes before calling tools is
+    yielded too.  With ``output=`` nothing is yielded until the answer has
+    been validated; it then comes as one chunk, its JSON.
+
+    Nothing is sent until the first ``__anext__``.  See
+    :class:`~lazybridge._stream.AgentStream` for the user-facing contract.
+
+    Errors: as :meth:`LLMEngine.run <lazybridge.engines.llm.LLMEngine.run>`,
+    but raised from ``__anext__`` (``MaxTurnsExceeded`` and
+    ``StructuredOutputError`` included).
+
+    Cancellation: cancelling an ``__anext__`` closes the response being read
+    or cancels the tool calls running, and awaits them.
+    """
+
+    def __init__(self, engine: LLMEngine, task: Envelope, agent: Any, run: RunContext) -> None:
+        self._engine = engine
+        self._task = task
+        self._agent = agent
+        self._run = run
+        self._conversation: Conversation | None = None
+        self._events: EventStream | None = None
+        self._result: Envelope | None = None
+        self._started = 0.0
+        self.response: ModelResponse | None = None
+        """The last model response, once its stream ended."""
+
+    async def __anext__(self) -> str:
+        if self._result is not None:
+            raise StopAsyncIteration
+        conversation = self._conversation
+        if conversation is None:
+            conversation = self._conversation = Conversation(self._engine, self._task, self._agent, self._run)
+        while True:
+            if self._events is None:
+                self._events = await self._open(conversation)
+            try:
+                delta = await self._events.__anext__()
+            except StopAsyncIteration:
+                pass
+            else:
+                if conversation.output is None:
+                    return delta
+                continue
+            result = await self._end_of_turn(conversation, self._events)
+            self._events = None
+            if result is not None:
+                if result.error is not None and conversation.failure is not None:
+                    raise conversation.failure
+                self._result = result
+                if conversation.output is not None and result.text():
+                    return result.text()
+                raise StopAsyncIteration
+
+    async def _open(self, conversation: Conversation) -> EventStream:
+        from ..providers import _http
+
+        engine = self._engine
+        endpoint = engine.endpoint()
+        request = conversation.request()
+        if self._run.sinks:
+            self._run.emit(
+                events.MODEL_REQUEST,
+                model=request.model,
+                provider=engine.provider,
+                turn=conversation.tally.turns + 1,
+                messages=len(request.messages),
+                stream=True,
+            )
+        self._started = time.perf_counter()
+        return await _http.open_stream(endpoint, request)
+
+    async def _end_of_turn(self, conversation: Conversation, stream: EventStream) -> Envelope | None:
+        response = self.response = stream.finish()
+        cost = await self._engine._account(response, conversation.tally)
+        if self._run.sinks:
+            self._engine._emit_response(self._run, response, conversation.tally.turns, cost, self._started)
+        return await conversation.step(response)
+
+    def result(self) -> Envelope:
+        if self._result is None:
+            raise RuntimeError("the stream has not ended")
+        return self._result
+
+    async def aclose(self) -> None:
+        if self._events is not None:
+            events_, self._events = self._events, None
+            await events_.aclose()
