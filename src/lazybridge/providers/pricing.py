@@ -86,7 +86,7 @@ def set_price(provider: str, model: str, price: Price) -> None:
 def _import_prices() -> Any:
     global _prices_module
     if _prices_module is None:
-        import genai_prices.data_snapshot
+        import genai_prices
 
         _prices_module = genai_prices
     return _prices_module
@@ -118,14 +118,14 @@ def _lookup(provider: str | None, model: str) -> _Calc | None:
         # alone could price a local model at some cloud's rate.
         return None
     genai_prices = _import_prices()
-    from datetime import UTC, datetime
-
-    snapshot = genai_prices.data_snapshot.get_snapshot()
     try:
-        _, info = snapshot.find_provider_model(model, None, provider, None)
+        # The public entry point, once with zero usage, for the model's current prices.
+        calculation = genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=0, output_tokens=0), model, provider_id=provider
+        )
     except LookupError:
         return None
-    prices = info.get_prices(datetime.now(tz=UTC))
+    prices = calculation.model_price
     flat = _flat(prices)
     if flat is not None:
         return flat.cost
