@@ -109,8 +109,7 @@ def status_error(
     message = endpoint.scrub(
         wire.error_message(body) if body.strip() else ""
     ) or httpx.codes.get_reason_phrase(status)
-    error_kind = getattr(wire, "error_kind", None)
-    kind: str | None = error_kind(body) if error_kind is not None and body.strip() else None
+    kind = wire.error_kind(body) if body.strip() else None
     delay, daily, key_invalid = _google_details(body)
     detail = f"{endpoint.provider} HTTP {status}" + (f" {kind}" if kind else "")
     cls: type[APIStatusError]
