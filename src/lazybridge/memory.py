@@ -57,7 +57,9 @@ def approx_tokens(messages: Iterable[Message]) -> int:
             if isinstance(part, (TextPart, ReasoningPart)):
                 chars += len(part.text)
             elif isinstance(part, ToolCall):
-                chars += len(part.name) + len(json.dumps(dict(part.arguments), ensure_ascii=False, default=str))
+                chars += len(part.name) + len(
+                    json.dumps(dict(part.arguments), ensure_ascii=False, default=str)
+                )
             elif isinstance(part, ToolResult):
                 chars += len(part.content)
             elif isinstance(part, ImagePart):

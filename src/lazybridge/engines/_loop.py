@@ -96,11 +96,17 @@ class LoopSettings:
             or not isinstance(max_output_retries, int)
             or max_output_retries < 0
         ):
-            raise ConfigurationError(f"max_output_retries must be a whole number >= 0, not {max_output_retries!r}")
+            raise ConfigurationError(
+                f"max_output_retries must be a whole number >= 0, not {max_output_retries!r}"
+            )
         if tool_timeout is not None and (
-            isinstance(tool_timeout, bool) or not isinstance(tool_timeout, (int, float)) or not tool_timeout > 0
+            isinstance(tool_timeout, bool)
+            or not isinstance(tool_timeout, (int, float))
+            or not tool_timeout > 0
         ):
-            raise ConfigurationError(f"tool_timeout must be a positive number of seconds or None, not {tool_timeout!r}")
+            raise ConfigurationError(
+                f"tool_timeout must be a positive number of seconds or None, not {tool_timeout!r}"
+            )
         if output_mode not in ("auto", "native", "tool"):
             raise ConfigurationError(f"output_mode must be 'auto', 'native' or 'tool', not {output_mode!r}")
         choice: ToolChoice | None
@@ -198,7 +204,9 @@ class Conversation:
             else:
                 schema = self.output.output_schema()
         choice = self._tool_choice() if specs else None
-        return self.engine.request(tuple(self.messages), tools=specs, tool_choice=choice, output_schema=schema)
+        return self.engine.request(
+            tuple(self.messages), tools=specs, tool_choice=choice, output_schema=schema
+        )
 
     def _tool_choice(self) -> ToolChoice | None:
         configured = self.engine.tool_choice
@@ -253,7 +261,9 @@ class Conversation:
                     continue
                 # The answer: close the round so the history pairs every call with a result.
                 closing = tuple(
-                    ToolResult(c.id, c.name, "accepted" if c is call else "not run: the final answer was given")
+                    ToolResult(
+                        c.id, c.name, "accepted" if c is call else "not run: the final answer was given"
+                    )
                     for c in calls
                 )
                 self.messages.append(Message("tool", closing))

@@ -113,6 +113,9 @@ async def run_tool_calls(
     cancellation propagates.
     """
     results: list[ToolResult | None] = [None] * len(calls)
+    if run.sinks:  # announced in call order, before any starts (task start order is the backend's)
+        for call in calls:
+            run.emit(events.TOOL_CALL, name=call.name, call_id=call.id, arguments=dict(call.arguments))
     if len(calls) == 1:
         results[0] = await _run_one(calls[0], tools, run, spend)
     else:
@@ -123,15 +126,18 @@ async def run_tool_calls(
 
 
 async def _run_into(
-    results: list[ToolResult | None], index: int, call: ToolCall, tools: ToolSet, run: RunContext, spend: Spend
+    results: list[ToolResult | None],
+    index: int,
+    call: ToolCall,
+    tools: ToolSet,
+    run: RunContext,
+    spend: Spend,
 ) -> None:
     results[index] = await _run_one(call, tools, run, spend)
 
 
 async def _run_one(call: ToolCall, tools: ToolSet, run: RunContext, spend: Spend) -> ToolResult:
     traced = bool(run.sinks)
-    if traced:
-        run.emit(events.TOOL_CALL, name=call.name, call_id=call.id, arguments=dict(call.arguments))
     started = time.perf_counter()
     try:
         tool = tools.tools.get(call.name)
