@@ -420,3 +420,60 @@ async def test_stream_max_turns_raises(fake: FakeProvider, base_url: str) -> Non
                 pass
     assert stream.envelope is not None and stream.envelope.error is not None
     assert stream.envelope.error.type == "MaxTurnsExceeded"
+
+
+# -- cancellation and deadlines ---------------------------------------------------------------
+
+
+async def test_cancelling_a_run_cancels_its_tool_calls_and_records_nothing(
+    fake: FakeProvider, base_url: str
+) -> None:
+    """Cancelling the caller mid tool round cancels every running call; memory stays empty."""
+    started = anyio.Event()
+    cancelled: list[str] = []
+
+    async def hang(name: str) -> str:
+        """Hangs."""
+        try:
+            if name == "b":
+                started.set()
+            await anyio.sleep_forever()
+        finally:
+            cancelled.append(name)
+        raise AssertionError
+
+    fake.push(Reply(tool_calls=(("hang", {"name": "a"}), ("hang", {"name": "b"}))))
+    memory = lazybridge.Memory()
+    agent = Agent(engine=engine(base_url), tools=[hang], memory=memory)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent.run, "go")
+            await started.wait()
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+    assert sorted(cancelled) == ["a", "b"]
+    assert len(memory) == 0 and len(fake.requests) == 1
+
+
+async def test_the_agent_timeout_covers_the_tool_round(fake: FakeProvider, base_url: str) -> None:
+    """Agent(timeout=) cancels hanging tools and returns a TimeoutError envelope; thread tokens come back."""
+    from lazybridge.tools import default_thread_limiter
+
+    def blocking(seconds: float) -> str:
+        """Blocks a thread."""
+        time.sleep(seconds)
+        return "late"
+
+    async def hang() -> str:
+        """Hangs."""
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    fake.push(Reply(tool_calls=(("blocking", {"seconds": 0.2}), ("hang", {}))))
+    agent = Agent(engine=engine(base_url), tools=[blocking, hang], timeout=0.1)
+    env = await agent.run("go")
+    assert env.error is not None and env.error.type == "TimeoutError"
+    limiter = default_thread_limiter()
+    with anyio.fail_after(5):
+        while limiter.borrowed_tokens:  # the abandoned thread gives its token back when it ends
+            await anyio.sleep(0.01)

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from ..providers._eventstream import EventStream
     from .llm import LLMEngine
 
-__all__ = ["Conversation", "LLMStream", "LoopSettings", "Tally", "run_loop"]
+__all__ = ["Conversation", "LLMStream", "LoopSettings", "Tally", "check_agent", "run_loop"]
 
 OutputMode = Literal["auto", "native", "tool"]
 
@@ -147,6 +147,19 @@ def toolset_for(engine: LLMEngine, agent: Any) -> ToolSet:
     except TypeError:
         pass
     return toolset
+
+
+def check_agent(tools: Any = (), output: Any = None, memory: Any = None) -> None:
+    """Check an agent's ``tools``, ``output`` and ``memory`` the way a run will.
+
+    For ``Agent.__init__`` to raise at construction what a run would
+    otherwise return as a ``ConfigurationError`` envelope.
+    """
+    ToolSet.build(tools, timeout=None)
+    if output is not None:
+        OutputSpec.for_type(output)
+    if memory is not None and not isinstance(memory, Memory):
+        raise ConfigurationError(f"memory must be a lazybridge.Memory, not {type(memory).__name__}")
 
 
 class Conversation:
@@ -246,17 +259,17 @@ class Conversation:
         return self._finish(value)
 
     async def _tool_round(self, calls: tuple[ToolCall, ...]) -> Envelope | None:
-        invalid: dict[str, ToolResult] = {}
+        invalid: dict[int, ToolResult] = {}  # by position: ids are not always unique
         problems: tuple[str, ...] = ()
         if self.tool_mode and self.output is not None:
-            for call in calls:
+            for position, call in enumerate(calls):
                 if call.name != FINAL_ANSWER:
                     continue
                 try:
                     value = self.output.parse_value(call.arguments)
                 except InvalidOutput as error:
                     text = self.output.repair_prompt(error)
-                    invalid[call.id] = ToolResult(call.id, call.name, text, is_error=True)
+                    invalid[position] = ToolResult(call.id, call.name, text, is_error=True)
                     problems = error.problems
                     continue
                 # The answer: close the round so the history pairs every call with a result.
@@ -279,10 +292,9 @@ class Conversation:
                     f"{self.engine.max_turns}): {', '.join(c.name for c in calls)}"
                 )
             )
-        todo = [c for c in calls if c.id not in invalid]
-        done = await run_tool_calls(todo, self.tools, run=self.run, spend=self.spend) if todo else []
-        by_id = {r.call_id: r for r in done}
-        results = tuple(invalid.get(c.id) or by_id[c.id] for c in calls)
+        todo = [c for i, c in enumerate(calls) if i not in invalid]
+        done = iter(await run_tool_calls(todo, self.tools, run=self.run, spend=self.spend) if todo else ())
+        results = tuple(invalid[i] if i in invalid else next(done) for i in range(len(calls)))
         self.messages.append(Message("tool", results))
         self.tool_rounds += 1
         return None
