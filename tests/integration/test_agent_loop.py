@@ -474,6 +474,85 @@ async def test_the_agent_timeout_covers_the_tool_round(fake: FakeProvider, base_
     env = await agent.run("go")
     assert env.error is not None and env.error.type == "TimeoutError"
     limiter = default_thread_limiter()
-    with anyio.fail_after(5):
-        while limiter.borrowed_tokens:  # the abandoned thread gives its token back when it ends
-            await anyio.sleep(0.01)
+    borrowers = [object() for _ in range(int(limiter.total_tokens))]
+    with anyio.fail_after(5):  # every token, the abandoned thread's too, comes back once it ends
+        for borrower in borrowers:
+            await limiter.acquire_on_behalf_of(borrower)
+    for borrower in borrowers:
+        limiter.release_on_behalf_of(borrower)
+
+
+# -- the seed's multi-source search -------------------------------------------------------------
+
+
+async def test_seed_search_pipeline_with_tools_and_branch_trace(
+    fake: FakeProvider, base_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three search agents with plain-function tools in Agent.parallel, chained into a synthesiser."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", base_url)
+
+    def search_anthropic_docs(query: str) -> str:
+        """Search Anthropic's docs portal."""
+        return f"[anthropic docs result for {query!r}]"
+
+    def search_openai_docs(query: str) -> str:
+        """Search OpenAI's platform docs."""
+        return f"[openai docs result for {query!r}]"
+
+    def search_google_docs(query: str) -> str:
+        """Search Google AI docs."""
+        return f"[google ai docs result for {query!r}]"
+
+    def respond(request: Any) -> Reply | str:
+        messages = request.body["messages"]
+        results = [b["content"] for b in messages[-1]["content"] if b["type"] == "tool_result"]
+        if results:
+            return f"found {results[0]}"
+        tools = request.body.get("tools")
+        if tools:
+            return Reply.tool_call(tools[0]["name"], {"query": "structured output"})
+        return "Each provider does it differently [anthropic_search] [openai_search] [google_search]."
+
+    fake.respond = respond
+    anthropic_search = Agent(
+        engine=LLMEngine("claude-haiku-4-5", system="Look up Anthropic-specific facts."),
+        tools=[search_anthropic_docs],
+        name="anthropic_search",
+    )
+    openai_search = Agent(
+        engine=LLMEngine("claude-haiku-4-5", system="Look up OpenAI-specific facts."),
+        tools=[search_openai_docs],
+        name="openai_search",
+    )
+    google_search = Agent(
+        engine=LLMEngine("claude-haiku-4-5", system="Look up Google/Gemini-specific facts."),
+        tools=[search_google_docs],
+        name="google_search",
+    )
+    fanout = Agent.parallel(anthropic_search, openai_search, google_search, verbose=True)
+    synthesiser = Agent(
+        engine=LLMEngine(
+            "claude-opus-4-7", system="You synthesise multi-source research into one tight paragraph."
+        ),
+        name="synthesiser",
+    )
+    pipeline = Agent.chain(fanout, synthesiser)
+    env = await pipeline.run("How does each provider implement structured output?")
+    assert env.ok, env.error
+    assert env.text().startswith("Each provider does it differently")
+    [synth_request] = [r for r in fake.requests if r.model == "claude-opus-4-7"]
+    assert (
+        "[openai_search]\nfound [openai docs result for 'structured output']" in synth_request.last_user_text
+    )
+    assert env.metadata.cost_usd == pytest.approx(
+        env.metadata.nested_cost_usd
+    )  # the chain itself calls no model
+    out = capsys.readouterr().out
+    for name, tool in [
+        ("anthropic_search", "search_anthropic_docs"),
+        ("openai_search", "search_openai_docs"),
+        ("google_search", "search_google_docs"),
+    ]:
+        assert f'[branch {name}] tool: {tool}({{"query": "structured output"}})' in out
+        assert f"[branch {name}] tool result: {tool} -> [" in out
