@@ -106,21 +106,18 @@ async def test_two_tool_calls_of_one_turn_run_concurrently(
 
 
 async def test_sync_tools_run_in_threads_concurrently(fake: FakeProvider, base_url: str) -> None:
-    """Sync tools of one turn run in worker threads at the same time; elapsed is about one delay."""
+    """Sync tools of one turn run in worker threads at the same time."""
     barrier = threading.Barrier(3, timeout=5)  # breaks (and the tool raises) unless all three overlap
 
     def lookup(key: str) -> str:
         """Look a key up."""
         barrier.wait()
-        time.sleep(0.1)
         return key.upper()
 
     fake.push(Reply(tool_calls=tuple(("lookup", {"key": k}) for k in "abc")), "done")
     agent = Agent(engine=engine(base_url), tools=[lookup])
-    began = time.perf_counter()
     env = await agent.run("look up a, b and c")
     assert env.ok, env.error
-    assert time.perf_counter() - began < 0.3 + 0.25  # three 0.1 s calls, not 0.3 s of them in series
     assert [result_text(r) for r in tool_messages(fake.requests[1].body)] == ["A", "B", "C"]
 
 
