@@ -232,3 +232,17 @@ async def test_an_unsupported_output_type_is_a_configuration_error(fake: FakePro
     env = await agent(base_url, object()).run("x")
     assert env.error is not None and env.error.type == "ConfigurationError"
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("output", [CityD, CityT, CityP], ids=["dataclass", "TypedDict", "pydantic"])
+async def test_re_prompt_names_the_missing_field_for_every_kind_of_type(
+    output: Any, fake: FakeProvider, base_url: str
+) -> None:
+    """Dataclass, TypedDict and pydantic answers are checked as strictly as attrs ones."""
+    fake.push('{"name": "Rome", "population": "many"}', '{"name": "Rome"}', json.dumps(CITY))
+    env = await agent(base_url, output, "gpt-5.4-mini").run("Rome?")
+    assert env.ok, env.error
+    first_repair = fake.requests[1].body["messages"][-1]["content"]
+    second_repair = fake.requests[2].body["messages"][-1]["content"]
+    assert "@ $.population" in first_repair and ("integer" in first_repair or "int" in first_repair)
+    assert "$.population" in second_repair and "required" in second_repair.lower()
