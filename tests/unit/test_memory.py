@@ -110,7 +110,7 @@ def test_add_turn_checks_its_input() -> None:
     with pytest.raises(ConfigurationError, match="max_turns"):
         Memory(max_turns=0)
     with pytest.raises(ConfigurationError, match="max_tokens"):
-        Memory(max_tokens=True)  # type: ignore[arg-type]
+        Memory(max_tokens=True)
 
 
 def test_concurrent_appends_from_threads_keep_turns_whole() -> None:
