@@ -1,5 +1,8 @@
 """``python -m lazybridge demo``: the multi-source search pipeline from the docs, end to end.
 
+(``python -m lazybridge parallel --model M --model M2 "question"`` fans one
+question out to several models: see :mod:`lazybridge._cli`.)
+
 Three search agents are fanned out with ``Agent.parallel(verbose=True)`` and
 their labelled join goes to a synthesiser through ``Agent.chain``.  Every
 agent is a real :class:`~lazybridge.engines.llm.LLMEngine` speaking HTTP:
@@ -14,6 +17,8 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+
+from ._cli import add_parallel_parser, run_parallel
 
 QUESTION = "How does each provider implement structured output?"
 
@@ -120,9 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser = commands.add_parser("demo", help="run the multi-source search demo")
     demo_parser.add_argument("--fake", action="store_true", help="use the fake server even if keys are set")
     demo_parser.add_argument("--latency", type=float, default=0.3, help="fake server seconds per answer")
+    add_parallel_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(fake=args.fake, latency=args.latency)
+    if args.command == "parallel":
+        return run_parallel(args)
     parser.print_help()
     return 0
 

@@ -1,0 +1,163 @@
+"""``python -m lazybridge parallel``: one question fanned out to several models.
+
+One ``Agent(engine=LLMEngine(model), name=model)`` per ``--model``, run with
+``Agent.parallel``.  Human output is the live trace (``verbose=True``), the
+labelled join and one line per branch; ``--json`` prints one JSON object
+instead.  ``--fake`` serves the fake provider on a loopback port and points
+every engine at it, so no key and no network are needed.
+
+Exit codes: 0 every branch answered, 1 some branch failed, 2 usage or
+configuration error (unknown model, bad limits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_OK = 0
+EXIT_BRANCH_FAILED = 1
+EXIT_USAGE = 2
+
+_FAKE_KEY = "cli-fake-key-not-a-secret"
+
+
+def add_parallel_parser(commands: Any) -> None:
+    """Register the ``parallel`` sub-command on an argparse sub-parsers object."""
+    p: argparse.ArgumentParser = commands.add_parser(
+        "parallel",
+        help="ask several models the same question concurrently",
+        description="Fan QUESTION out to one agent per --model with Agent.parallel.",
+    )
+    p.add_argument("question", help="the task every branch receives")
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        required=True,
+        metavar="MODEL",
+        help="a model per branch (repeat: --model claude-haiku-4-5 --model gpt-5.4-mini)",
+    )
+    p.add_argument(
+        "--concurrency-limit", type=int, default=None, metavar="N", help="at most N branches at once"
+    )
+    p.add_argument(
+        "--step-timeout", type=float, default=None, metavar="S", help="seconds each branch may run"
+    )
+    p.add_argument("--system", default=None, metavar="TEXT", help="system prompt for every branch")
+    p.add_argument("--json", action="store_true", help="print one machine-readable JSON object, no trace")
+    p.add_argument("--fake", action="store_true", help="answer from the fake provider server on loopback")
+    p.add_argument("--latency", type=float, default=0.1, help="with --fake: seconds per answer (default 0.1)")
+
+
+def run_parallel(args: argparse.Namespace) -> int:
+    """Run the ``parallel`` command for parsed ``args``; the exit code."""
+    if not args.fake:
+        return _fan_out(args, base_url=None, api_key=None)
+    try:
+        from .testing import FakeProvider, serve_fake_provider
+
+        with serve_fake_provider(FakeProvider(latency=args.latency)) as base_url:
+            if not args.json:
+                print(f"(fake provider server on {base_url}, {args.latency:g}s per answer)\n")
+            return _fan_out(args, base_url=base_url, api_key=_FAKE_KEY)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        print(
+            f"lazybridge parallel: --fake needs uvicorn (pip install 'lazybridge[testing]'): {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+def _branch_names(models: list[str]) -> list[str]:
+    """The models as agent names, made unique (``m``, ``m#2``, ...) when a model repeats."""
+    seen: dict[str, int] = {}
+    names = []
+    for model in models:
+        seen[model] = seen.get(model, 0) + 1
+        names.append(model if seen[model] == 1 else f"{model}#{seen[model]}")
+    return names
+
+
+def _fan_out(args: argparse.Namespace, *, base_url: str | None, api_key: str | None) -> int:
+    from .agent import Agent
+    from .engines.llm import LLMEngine
+    from .errors import ConfigurationError
+
+    try:
+        agents = [
+            Agent(engine=LLMEngine(model, system=args.system, base_url=base_url, api_key=api_key), name=name)
+            for model, name in zip(args.models, _branch_names(args.models), strict=True)
+        ]
+        panel = Agent.parallel(
+            *agents,
+            concurrency_limit=args.concurrency_limit,
+            step_timeout=args.step_timeout,
+            verbose=not args.json,
+        )
+    except ConfigurationError as exc:
+        print(f"lazybridge parallel: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    env = panel(args.question)
+    branches = list(env.payload)
+    if args.json:
+        print(json.dumps(_as_json(env, branches, args.models), indent=2))
+    else:
+        _print_human(env, branches, args.models)
+    return EXIT_OK if env.ok else EXIT_BRANCH_FAILED
+
+
+def _as_json(env: Any, branches: list[Any], models: list[str]) -> dict[str, Any]:
+    rows = []
+    for branch, model in zip(branches, models, strict=True):
+        meta = branch.metadata
+        rows.append(
+            {
+                "agent": meta.agent,
+                "model": meta.model or model,
+                "ok": branch.ok,
+                "text": branch.text() if branch.ok else None,
+                "error_type": None if branch.error is None else branch.error.type,
+                "error_message": None if branch.error is None else branch.error.message,
+                "cost_usd": meta.cost_usd,
+                "latency_ms": round(meta.latency_ms, 1),
+                "input_tokens": meta.input_tokens,
+                "output_tokens": meta.output_tokens,
+            }
+        )
+    return {
+        "text": env.text(),
+        "ok": env.ok,
+        "cost_usd": env.metadata.cost_usd,
+        "latency_ms": round(env.metadata.latency_ms, 1),
+        "branches": rows,
+    }
+
+
+def _print_human(env: Any, branches: list[Any], models: list[str]) -> None:
+    print(f"\n{env.text()}\n")
+    width_a = max([len("branch")] + [len(b.metadata.agent or "") for b in branches])
+    width_m = max([len("model")] + [len(m) for m in models])
+    print(f"{'branch':<{width_a}}  {'model':<{width_m}}  status  {'cost':>9}  {'latency':>8}  tokens in/out")
+    for branch, model in zip(branches, models, strict=True):
+        meta = branch.metadata
+        status = "ok" if branch.ok else "FAILED"
+        print(
+            f"{meta.agent or '':<{width_a}}  {meta.model or model:<{width_m}}  {status:<6}  "
+            f"{'$' + format(meta.cost_usd, '.5f'):>9}  {meta.latency_ms:>6.0f}ms  {meta.input_tokens}/{meta.output_tokens}"
+        )
+    print(
+        f"total: {len(branches)} branches, cost ${env.metadata.cost_usd:.5f}, "
+        f"wall {env.metadata.latency_ms:.0f}ms"
+    )
+    failed = [b for b in branches if not b.ok]
+    if failed:
+        print(f"\n{len(failed)} of {len(branches)} branches failed:", file=sys.stderr)
+        for branch in failed:
+            print(f"  [{branch.metadata.agent}] {branch.error.type}: {branch.error.message}", file=sys.stderr)
+        if any(b.error.type == "AuthenticationError" for b in failed):
+            print(
+                "Set the provider's API key named above, or try --fake (no key, no network).", file=sys.stderr
+            )
