@@ -296,6 +296,12 @@ class Agent(AgentBase):
         self.tools = tuple(tools)
         self.output = output
         self.memory = memory
+        if self.tools or output is not None or memory is not None:
+            # Raise now what a run would otherwise return as an error envelope:
+            # an undescribable tool function, an unsupported output type.
+            from .engines._loop import check_agent
+
+            check_agent(self.tools, output, memory)
         super().__init__(
             name=name or "agent",
             description=description,

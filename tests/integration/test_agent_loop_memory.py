@@ -10,7 +10,7 @@ import pytest
 import stamina
 
 import lazybridge
-from lazybridge import Agent, LLMEngine, Memory
+from lazybridge import Agent, ConfigurationError, LLMEngine, Memory
 from lazybridge.testing import FakeProvider, RecordedRequest, Reply
 
 pytestmark = pytest.mark.anyio
@@ -178,7 +178,7 @@ async def test_streamed_runs_are_remembered_too(fake: FakeProvider, base_url: st
 
 
 async def test_memory_must_be_a_memory(fake: FakeProvider, base_url: str) -> None:
-    """Anything else as memory= is a ConfigurationError envelope, before any request."""
-    agent = Agent(engine=LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=KEY), memory=[])
-    env = await agent.run("x")
-    assert env.error is not None and env.error.type == "ConfigurationError" and fake.requests == []
+    """Anything else as memory= raises ConfigurationError at construction, before any request."""
+    with pytest.raises(ConfigurationError, match=r"memory must be a lazybridge\.Memory"):
+        Agent(engine=LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=KEY), memory=[])
+    assert fake.requests == []

@@ -228,9 +228,9 @@ async def test_streaming_structured_output_yields_the_json_once(fake: FakeProvid
 
 
 async def test_an_unsupported_output_type_is_a_configuration_error(fake: FakeProvider, base_url: str) -> None:
-    """output= with a type that has no JSON Schema fails before any request."""
-    env = await agent(base_url, object()).run("x")
-    assert env.error is not None and env.error.type == "ConfigurationError"
+    """output= with a type that has no JSON Schema raises at construction, before any request."""
+    with pytest.raises(lazybridge.ConfigurationError):
+        agent(base_url, object())
     assert fake.requests == []
 
 

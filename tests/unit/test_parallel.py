@@ -312,3 +312,16 @@ def test_parallel_is_a_sibling_of_agent_not_a_subclass() -> None:
     assert isinstance(panel, ParallelAgent)
     assert not isinstance(panel, Agent)
     assert (panel.name, panel.concurrency_limit, panel.step_timeout) == ("parallel", None, None)
+
+
+def test_agent_rejects_an_undescribable_tool_at_construction() -> None:
+    def untyped(x):  # type: ignore[no-untyped-def]
+        return x
+
+    with pytest.raises(ConfigurationError, match="untyped"):
+        Agent(engine=MockAgent().engine, tools=[untyped])
+
+
+def test_agent_rejects_a_bad_memory_at_construction() -> None:
+    with pytest.raises(ConfigurationError, match=r"memory must be a lazybridge\.Memory"):
+        Agent(engine=MockAgent().engine, memory=[])
