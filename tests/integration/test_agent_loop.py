@@ -4,39 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
 import pytest
-import stamina
 
 import lazybridge
 from lazybridge import Agent, LLMEngine, Session, Tool, events
 from lazybridge.testing import FakeProvider, Reply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
 KEY = "sk-loop-test-0123456789"
 MODELS = ["claude-haiku-4-5", "gpt-5.4-mini", "gemini-3-flash-preview", "deepseek-v4-flash"]
-
-
-@pytest.fixture
-def fake(shared_fake_provider: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
-    shared_fake_provider[0].reset()
-    with stamina.set_testing(True, attempts=10, cap=True):
-        yield shared_fake_provider[0]
-
-
-@pytest.fixture
-def base_url(shared_fake_provider: tuple[FakeProvider, str]) -> str:
-    return shared_fake_provider[1]
-
-
-@pytest.fixture(autouse=True)
-async def _close_pool(anyio_backend: object) -> AsyncIterator[None]:
-    yield
-    await lazybridge.aclose()
 
 
 def engine(base_url: str, model: str = "claude-haiku-4-5", **kwargs: Any) -> LLMEngine:

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
 import pytest
-import stamina
 
 import lazybridge
 from lazybridge import Agent, ConfigurationError, LLMEngine, Memory
 from lazybridge.testing import FakeProvider, RecordedRequest, Reply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
 KEY = "sk-memory-test-0123456789"
-
-
-@pytest.fixture
-def fake(shared_fake_provider: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
-    shared_fake_provider[0].reset()
-    with stamina.set_testing(True, attempts=10, cap=True):
-        yield shared_fake_provider[0]
-
-
-@pytest.fixture
-def base_url(shared_fake_provider: tuple[FakeProvider, str]) -> str:
-    return shared_fake_provider[1]
-
-
-@pytest.fixture(autouse=True)
-async def _close_pool(anyio_backend: object) -> AsyncIterator[None]:
-    yield
-    await lazybridge.aclose()
 
 
 def chat(base_url: str, memory: Memory, tools: list[Any] | None = None) -> Agent:

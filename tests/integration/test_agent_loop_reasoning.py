@@ -6,37 +6,15 @@ second request and the test reads the state back out of its body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
-import stamina
 
-import lazybridge
 from lazybridge import Agent, LLMEngine
 from lazybridge.testing import FakeProvider
 from lazybridge.testing._fake_reasoning import anthropic_thinking, deepseek_reasoning, gemini_signed_call
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
 KEY = "sk-reasoning-test-0123456789"
-
-
-@pytest.fixture
-def fake(shared_fake_provider: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
-    shared_fake_provider[0].reset()
-    with stamina.set_testing(True, attempts=10, cap=True):
-        yield shared_fake_provider[0]
-
-
-@pytest.fixture
-def base_url(shared_fake_provider: tuple[FakeProvider, str]) -> str:
-    return shared_fake_provider[1]
-
-
-@pytest.fixture(autouse=True)
-async def _close_pool(anyio_backend: object) -> AsyncIterator[None]:
-    yield
-    await lazybridge.aclose()
 
 
 def get_weather(city: str) -> str:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import anyio
 import pytest
-import stamina
 
 import lazybridge
 from lazybridge import Agent, LLMEngine, Plan, Session, Step, events
@@ -14,27 +11,9 @@ from lazybridge.messages import Usage
 from lazybridge.providers import pricing
 from lazybridge.testing import FakeProvider, MockAgent, Reply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
 KEY = "sk-subagent-test-0123456789"
-
-
-@pytest.fixture
-def fake(shared_fake_provider: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
-    shared_fake_provider[0].reset()
-    with stamina.set_testing(True, attempts=10, cap=True):
-        yield shared_fake_provider[0]
-
-
-@pytest.fixture
-def base_url(shared_fake_provider: tuple[FakeProvider, str]) -> str:
-    return shared_fake_provider[1]
-
-
-@pytest.fixture(autouse=True)
-async def _close_pool(anyio_backend: object) -> AsyncIterator[None]:
-    yield
-    await lazybridge.aclose()
 
 
 def own_cost(engine: LLMEngine, calls: int, input_tokens: int = 12, output_tokens: int = 7) -> float:

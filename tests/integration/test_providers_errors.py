@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
@@ -15,36 +14,11 @@ import lazybridge
 from lazybridge import Agent
 from lazybridge.engines.llm import LLMEngine
 from lazybridge.errors import APITimeoutError, OverloadedError, StreamError
-from lazybridge.testing import FakeProvider, Reply, serve_fake_provider
+from lazybridge.testing import FakeProvider, Reply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
 KEY = "sk-errors-test-0123456789"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FakeProvider, str]]:
-    fake = FakeProvider()
-    with serve_fake_provider(fake) as base_url:
-        yield fake, base_url
-
-
-@pytest.fixture
-def fake(server: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
-    server[0].reset()
-    with stamina.set_testing(True, attempts=10, cap=True):
-        yield server[0]
-
-
-@pytest.fixture
-def base_url(server: tuple[FakeProvider, str]) -> str:
-    return server[1]
-
-
-@pytest.fixture(autouse=True)
-async def _close_pool(anyio_backend: object) -> AsyncIterator[None]:
-    yield
-    await lazybridge.aclose()
 
 
 def agent(model: str, base_url: str, **kwargs: object) -> Agent:

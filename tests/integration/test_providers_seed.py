@@ -12,7 +12,7 @@ import stamina
 import lazybridge
 from lazybridge import Agent, Session
 from lazybridge.engines.llm import LLMEngine
-from lazybridge.testing import FakeProvider, Reply, serve_fake_provider
+from lazybridge.testing import FakeProvider, Reply
 
 KEY = "sk-PLANTED-secret-key-7f3a9c"
 
@@ -24,17 +24,10 @@ ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FakeProvider, str]]:
-    fake = FakeProvider()
-    with serve_fake_provider(fake) as base_url:
-        yield fake, base_url
-
-
 @pytest.fixture
-def fake(server: tuple[FakeProvider, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
+def fake(shared_fake_provider: tuple[FakeProvider, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
     """The fake, reset, with every provider's base URL and key variable pointing at it."""
-    fake, base_url = server
+    fake, base_url = shared_fake_provider
     fake.reset()
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, TypedDict
 
 import attrs
 import pydantic
 import pytest
-import stamina
 
 import lazybridge
 from lazybridge import Agent, LLMEngine, Memory
 from lazybridge.testing import FakeProvider, Reply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
 KEY = "sk-output-test-0123456789"
 
@@ -48,24 +46,6 @@ class CityP(pydantic.BaseModel):
 class Verdict:
     label: Literal["good", "bad"]
     score: float
-
-
-@pytest.fixture
-def fake(shared_fake_provider: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
-    shared_fake_provider[0].reset()
-    with stamina.set_testing(True, attempts=10, cap=True):
-        yield shared_fake_provider[0]
-
-
-@pytest.fixture
-def base_url(shared_fake_provider: tuple[FakeProvider, str]) -> str:
-    return shared_fake_provider[1]
-
-
-@pytest.fixture(autouse=True)
-async def _close_pool(anyio_backend: object) -> AsyncIterator[None]:
-    yield
-    await lazybridge.aclose()
 
 
 def agent(base_url: str, output: Any, model: str = "claude-haiku-4-5", **kwargs: Any) -> Agent:
