@@ -33,6 +33,8 @@ def test_fake_fan_out_prints_trace_join_and_table() -> None:
     assert "[claude-haiku-4-5]\nclaude-haiku-4-5 says: q\n\n[gpt-5.4-mini]\ngpt-5.4-mini says: q" in out
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["branch", "model", "status"])
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("branch "))
     table = [line.split() for line in lines[header + 1 : header + 3]]
     assert [row[:3] for row in table] == [
         ["claude-haiku-4-5", "claude-haiku-4-5", "ok"],
