@@ -21,8 +21,12 @@ _rng = random.SystemRandom()
 # Two base32 characters per 10 bits: 13 table look-ups per id instead of 26
 # shifts, which matters when a fan-out makes ten thousand runs.
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
-_prefix_ms = -1
-_prefix = ""
+# Within a millisecond the random part only counts up, so its top 60 bits
+# change about once per millisecond: their 12 characters (and the 10 of the
+# timestamp) are kept, and an id costs two look-ups for the low 20 bits.
+_LOW_BITS = 20
+_head_key: tuple[int, int] = (-1, -1)
+_head = ""
 
 
 def _encode_bits(value: int, pairs: int) -> str:
@@ -35,7 +39,7 @@ def _encode_bits(value: int, pairs: int) -> str:
 
 def new_run_id() -> str:
     """A new unique, time-sortable id such as ``run_01HX3Q...``."""
-    global _last_ms, _last_random, _prefix_ms, _prefix
+    global _last_ms, _last_random, _head_key, _head
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:
@@ -46,8 +50,10 @@ def new_run_id() -> str:
         else:
             _last_ms = ms
             _last_random = _rng.getrandbits(_RANDOM_BITS - 1)  # headroom to count up
-        if ms != _prefix_ms:
-            _prefix_ms, _prefix = ms, "run_" + _encode_bits(ms, 5)  # 48-bit time -> 10 chars
         random_part = _last_random
-        prefix = _prefix
-    return prefix + _encode_bits(random_part, 8)  # 80 bits -> 16 chars
+        key = (ms, random_part >> _LOW_BITS)
+        if key != _head_key:
+            # 48-bit time -> 10 characters, top 60 random bits -> 12.
+            _head_key, _head = key, "run_" + _encode_bits(ms, 5) + _encode_bits(key[1], 6)
+        head = _head
+    return head + _PAIRS[(random_part >> 10) & 1023] + _PAIRS[random_part & 1023]

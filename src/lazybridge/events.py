@@ -76,7 +76,12 @@ _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
 
 
 def current_run() -> RunContext | None:
-    """The run this code is executing in, or ``None`` outside any run."""
+    """The innermost run that published its context, or ``None`` outside any run.
+
+    Every run that may start nested runs publishes it; a leaf run (its engine's
+    ``starts_nested_runs`` says ``False``) does not, so code inside a leaf
+    engine sees the caller's run.
+    """
     return _current.get()
 
 

@@ -161,3 +161,23 @@ async def test_a_sub_agent_without_a_session_reports_to_the_callers(
     assert summary.total.cost_usd == pytest.approx(env.metadata.cost_usd)
     assert summary.total.model_calls == 3
     assert summary.by_agent["sub"].cost_usd == pytest.approx(env.metadata.nested_cost_usd)
+
+
+async def test_a_tool_called_agent_with_its_own_session_names_its_untraced_caller_as_parent(
+    fake: FakeProvider, base_url: str
+) -> None:
+    """The caller has no session: it still publishes its run for its tools, so the link holds."""
+    sub_session = Session()
+    sub = Agent(
+        engine=LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=KEY),
+        name="sub",
+        description="A sub-agent.",
+        session=sub_session,
+    )
+    fake.push("sub answer", model="gpt-5.4-mini")
+    fake.push(Reply.tool_call("sub", {"task": "help"}), "done", model="claude-haiku-4-5")
+    lead = Agent(engine=LLMEngine("claude-haiku-4-5", base_url=base_url, api_key=KEY), tools=[sub], name="lead")
+    env = await lead.run("go")
+    assert env.ok
+    [start] = sub_session.events.query(events.AGENT_START)
+    assert start.parent_run_id == env.metadata.run_id

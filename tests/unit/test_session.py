@@ -6,6 +6,7 @@ import gc
 import math
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -339,3 +340,24 @@ def test_emit_from_many_threads_keeps_every_event() -> None:
         for t in threads:
             t.join()
     assert len(session.events) == len(collect.events) == 800
+
+
+def _calls_inner(inner: MockAgent) -> Any:
+    async def reply(task: str) -> str:
+        return (await inner.run(task)).text()
+
+    return reply
+
+
+@pytest.mark.parametrize("shape", ["callable", "dict", "list"])
+async def test_an_agent_run_inside_a_scripted_reply_names_the_caller_as_its_parent(shape: str) -> None:
+    """Only the inner agent has a session: its events still name the outer run as their parent."""
+    inner_session = Session()
+    inner = MockAgent("inner answer", name="inner", session=inner_session)
+    reply = _calls_inner(inner)
+    script = {"callable": reply, "dict": {"*": reply}, "list": [reply]}[shape]
+    env = await MockAgent(script, name="outer").run("q")
+    assert env.text() == "inner answer"
+    [start] = inner_session.events.query(events.AGENT_START)
+    assert start.parent_run_id == env.metadata.run_id
+

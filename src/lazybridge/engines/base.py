@@ -7,6 +7,14 @@ catches exceptions into error envelopes and fills ``run_id``, ``agent`` and
 provider, tokens and cost (inclusive, with ``nested_*`` for work done by
 nested runs) -- and may raise: the Agent turns the exception into an error
 envelope whose ``error.type`` is the exception's class name.
+
+An engine may also define ``starts_nested_runs(agent) -> bool``.  Nested
+runs (a sub-agent called as a tool, a plan's steps, user code that calls an
+agent) find their parent run through a context variable, which the Agent
+sets for the duration of each run.  An engine that answers ``False`` -- it
+calls no user code and no other agent for this ``agent`` -- spares the
+Agent that work, which is measurable in fan-outs of thousands of branches.
+An engine without the method is assumed to start nested runs.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Engine(Protocol):
-    #: The model shown in traces (``None`` for composite engines).
-    model: str | None
+    @property
+    def model(self) -> str | None:
+        """The model shown in traces (``None`` for composite engines)."""
+        ...
 
     async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
         """Run ``task`` for ``agent``.

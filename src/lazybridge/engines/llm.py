@@ -256,6 +256,10 @@ class LLMEngine:
         """
         return await run_loop(self, task, agent, run)
 
+    def starts_nested_runs(self, agent: Agent) -> bool:
+        """Only tools run user code or other agents; an agent with none starts no nested run."""
+        return bool(agent.tools)
+
     async def _call_model(self, request: ModelRequest, *, run: RunContext, tally: _Tally) -> ModelResponse:
         """One model call: send ``request``, account for it, emit its two events.
 

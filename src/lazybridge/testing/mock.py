@@ -59,13 +59,37 @@ class ScriptedEngine:
     ) -> None:
         self.responses = responses
         self.delay = delay
-        self.model: str | None = model
-        self.provider = provider
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
-        self.cost_usd = cost_usd
+        # The accounting of every answer, built once: it is configuration,
+        # and the value is frozen, so every answer can share it.
+        self._metadata = EnvelopeMetadata(
+            model=model,
+            provider=provider,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+        )
         self.calls: list[str] = []
         self._position = 0
+
+    @property
+    def model(self) -> str | None:
+        return self._metadata.model
+
+    @property
+    def provider(self) -> str | None:
+        return self._metadata.provider
+
+    @property
+    def input_tokens(self) -> int:
+        return self._metadata.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self._metadata.output_tokens
+
+    @property
+    def cost_usd(self) -> float:
+        return self._metadata.cost_usd
 
     def _pick(self, task: str) -> Any:
         script = self.responses
@@ -88,6 +112,17 @@ class ScriptedEngine:
             return script
         raise TypeError(f"unsupported MockAgent script: {type(script).__name__}")
 
+    def starts_nested_runs(self, agent: Agent) -> bool:
+        """Only a callable reply runs user code (which may run agents); fixed replies start nothing."""
+        script = self.responses
+        if isinstance(script, str):
+            return False
+        if isinstance(script, Mapping):
+            return any(callable(reply) for reply in script.values())
+        if isinstance(script, Sequence):
+            return any(callable(reply) for reply in script)
+        return callable(script)
+
     async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
         text = task.task or ""
         self.calls.append(text)
@@ -105,16 +140,7 @@ class ScriptedEngine:
         answer = str(reply)
         if run.sinks:
             run.emit(events.MODEL_RESPONSE, text=answer, model=self.model, turn=1)
-        return Envelope(
-            payload=answer,
-            metadata=EnvelopeMetadata(
-                model=self.model,
-                provider=self.provider,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cost_usd=self.cost_usd,
-            ),
-        )
+        return Envelope(payload=answer, metadata=self._metadata)
 
 
 class MockAgent(Agent):
