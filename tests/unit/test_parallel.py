@@ -142,6 +142,24 @@ async def test_a_failing_branch_is_isolated_and_the_first_error_is_the_wrappers(
     assert env[0].text() == "fine"
 
 
+class _RaisingAgent(MockAgent):
+    """A subclass whose own run() raises instead of returning an error envelope."""
+
+    async def run(self, task: str | Envelope, *, context: str | None = None) -> Envelope:
+        raise LookupError(f"no answer for {Envelope.from_task(task).task!r}")
+
+
+@pytest.mark.parametrize("options", [{}, {"step_timeout": 5.0}, {"concurrency_limit": 1}])
+async def test_a_branch_whose_run_override_raises_is_isolated(options: dict[str, Any]) -> None:
+    """The raise lands in that branch's slot as an error envelope; the call itself does not raise."""
+    panel = Agent.parallel(MockAgent("fine", name="ok"), _RaisingAgent(name="custom"), **options)
+    env = await panel.run("t")
+    assert env[0].text() == "fine"
+    assert env[1].error is not None and (env[1].error.type, env[1].error.message) == ("LookupError", "no answer for 't'")
+    assert env[1].metadata.agent == "custom" and env[1].metadata.run_id
+    assert env.error == env[1].error
+
+
 async def test_wrapper_sums_costs_and_tokens_and_fills_nested() -> None:
     a = MockAgent("a", name="a", cost_usd=0.00009, input_tokens=10, output_tokens=5)
     b = MockAgent("b", name="b", cost_usd=0.00012, input_tokens=20, output_tokens=7)
