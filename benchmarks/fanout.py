@@ -4,6 +4,14 @@ For N MockAgent branches that each "answer" after ``delay`` seconds, compare
 ``await Agent.parallel(*branches).run(task)`` with a bare task group running
 the same N coroutines that sleep the same delay and return a string.
 
+Both implementations are built before either is timed, and their repeats
+alternate inside one event loop.  So the floor runs with the same objects
+alive as LazyBridge -- among them the N agents the program built, which every
+full garbage collection scans -- and the ratio measures the fan-out, not the
+heap the program happens to have.  (Timing the floor before the agents
+existed, as this script did until 2026-12-01, charged LazyBridge for the
+collector scanning 4 x N agent objects: about +0.1 on the N = 10 000 ratio.)
+
 Columns:
   wall        best-of-R wall time of the whole fan-out
   wall/ideal  wall divided by the delay (for delay 0: by the floor's wall)
@@ -59,33 +67,45 @@ def lazybridge_factory(n: int, delay: float) -> Callable[[], Awaitable[object]]:
     return run
 
 
-def measure(backend: str, make: Callable[[int, float], Callable[[], Awaitable[object]]],
-            n: int, delay: float, repeats: int) -> tuple[float, float, float]:
-    """Best wall (s), best CPU (s), tracemalloc peak (bytes), timed inside one event loop."""
-    run = make(n, delay)
-    best = [float("inf"), float("inf")]
+Factory = Callable[[int, float], Callable[[], Awaitable[object]]]
+IMPLEMENTATIONS: dict[str, Factory] = {"floor": floor_factory, "lazybridge": lazybridge_factory}
+
+
+def measure(backend: str, n: int, delay: float, repeats: int) -> dict[str, tuple[float, float, float]]:
+    """Per implementation: best wall (s), best CPU (s), tracemalloc peak (bytes).
+
+    Timed inside one event loop, repeats alternating between the
+    implementations (in alternating order) after a warm-up of each.
+    """
+    runs = {name: make(n, delay) for name, make in IMPLEMENTATIONS.items()}
+    best = {name: [float("inf"), float("inf")] for name in runs}
 
     async def timed() -> None:
-        await run()  # warm-up: first-call imports and caches are not the steady state
-        for _ in range(repeats):
-            gc.collect()
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            await run()
-            best[0] = min(best[0], time.perf_counter() - wall0)
-            best[1] = min(best[1], time.process_time() - cpu0)
+        for run in runs.values():
+            await run()  # warm-up: first-call imports and caches are not the steady state
+        order = list(runs.items())
+        for repeat in range(repeats):
+            for name, run in order if repeat % 2 == 0 else order[::-1]:
+                gc.collect()
+                wall0, cpu0 = time.perf_counter(), time.process_time()
+                await run()
+                best[name][0] = min(best[name][0], time.perf_counter() - wall0)
+                best[name][1] = min(best[name][1], time.process_time() - cpu0)
 
     anyio.run(timed, backend=backend)
-    gc.collect()
-    tracemalloc.start()
-    anyio.run(run, backend=backend)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return best[0], best[1], peak
+    peaks = {}
+    for name, run in runs.items():
+        gc.collect()
+        tracemalloc.start()
+        anyio.run(run, backend=backend)
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return {name: (best[name][0], best[name][1], peaks[name]) for name in runs}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="N up to 1000, one repeat")
+    parser.add_argument("--quick", action="store_true", help="N up to 1000, two repeats")
     args = parser.parse_args()
     sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10000]
     failures = []
@@ -96,9 +116,10 @@ def main() -> int:
     for backend in ("asyncio", "trio"):
         for delay in (0.0, 0.05):
             for n in sizes:
-                repeats = 2 if args.quick else (7 if n <= 1000 else 3)
-                f_wall, f_cpu, f_mem = measure(backend, floor_factory, n, delay, repeats)
-                l_wall, l_cpu, l_mem = measure(backend, lazybridge_factory, n, delay, repeats)
+                repeats = 2 if args.quick else (7 if n <= 1000 else 5)
+                result = measure(backend, n, delay, repeats)
+                f_wall, f_cpu, f_mem = result["floor"]
+                l_wall, l_cpu, l_mem = result["lazybridge"]
                 ideal = delay if delay else f_wall
                 for impl, wall, cpu, mem in (("floor", f_wall, f_cpu, f_mem), ("lazybridge", l_wall, l_cpu, l_mem)):
                     ovh = "" if impl == "floor" else f"{(l_cpu - f_cpu) / n * 1e6:9.1f}µs"
@@ -112,7 +133,10 @@ def main() -> int:
     if failures:
         print("TARGETS MISSED:\n  " + "\n  ".join(failures))
         return 1
-    print("targets met: cpu/branch <= 2x floor (N >= 1000); wall(N=10000, 50 ms) <= 1.25x floor")
+    if 10000 in sizes:
+        print("targets met: cpu/branch <= 2x floor (N >= 1000); wall(N=10000, 50 ms) <= 1.25x floor")
+    else:
+        print("target met: cpu/branch <= 2x floor (N >= 1000); the N=10000 wall target needs a full run")
     return 0
 
 

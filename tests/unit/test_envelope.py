@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lazybridge import Envelope, EnvelopeError, EnvelopeMetadata, ErrorInfo
+from lazybridge import Envelope, EnvelopeError, EnvelopeMetadata, ErrorInfo, _ids
 from lazybridge._ids import new_run_id
 
 
@@ -89,6 +91,29 @@ def test_run_ids_are_prefixed_unique_and_sortable() -> None:
     assert all(i.startswith("run_") and len(i) == 30 for i in ids)
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
+
+
+def _decode_ulid(run_id: str) -> tuple[int, int]:
+    """(milliseconds, 80 random bits) of ``run_<26 Crockford base32 characters>``."""
+    value = 0
+    for char in run_id.removeprefix("run_"):
+        value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(char)
+    return value >> 80, value & (2**80 - 1)
+
+
+def test_a_run_id_is_a_ulid_of_the_current_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    ms, _ = _decode_ulid(new_run_id())
+    assert before <= ms <= time.time_ns() // 1_000_000
+
+
+def test_run_ids_stay_ordered_when_the_random_part_carries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting up across a 2**20 boundary within one millisecond changes the cached upper digits."""
+    monkeypatch.setattr(_ids, "_last_ms", 2**47)  # a millisecond far ahead: every id reuses it
+    monkeypatch.setattr(_ids, "_last_random", 2**40 + 2**20 - 3)
+    ids = [new_run_id() for _ in range(6)]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert [_decode_ulid(i) for i in ids] == [(2**47, 2**40 + 2**20 - 2 + k) for k in range(6)]
 
 
 # -- JSON round-trip --------------------------------------------------------
