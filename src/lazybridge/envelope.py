@@ -155,9 +155,9 @@ class Envelope:
     # -- a wrapper is a sequence of its branches --------------------------
 
     def _branches(self) -> list[Envelope]:
-        if isinstance(self.payload, list) and all(isinstance(p, Envelope) for p in self.payload):
-            return self.payload
-        raise TypeError("this Envelope has no branches (only an Agent.parallel result has)")
+        if _is_branch_list(self.payload):
+            return self.payload  # type: ignore[no-any-return]
+        raise _no_branches()
 
     def __iter__(self) -> Iterator[Envelope]:
         return iter(self._branches())
@@ -170,7 +170,17 @@ class Envelope:
     @overload
     def __getitem__(self, index: slice) -> list[Envelope]: ...
     def __getitem__(self, index: int | slice) -> Envelope | list[Envelope]:
-        return self._branches()[index]
+        if isinstance(index, slice):
+            return self._branches()[index]
+        # Constant time, so that ``env[i]`` in a loop over ten thousand
+        # branches is not quadratic: look at the first branch and the one
+        # asked for, not at every branch.
+        payload = self.payload
+        if isinstance(payload, list) and payload and isinstance(payload[0], Envelope):
+            branch = payload[index]
+            if isinstance(branch, Envelope):
+                return branch
+        raise _no_branches()
 
     def __bool__(self) -> bool:
         # Defined so that __len__ does not make a plain envelope falsy.
@@ -191,6 +201,10 @@ class Envelope:
     @classmethod
     def from_json(cls, text: str) -> Envelope:
         return cls.from_dict(json.loads(text))
+
+
+def _no_branches() -> TypeError:
+    return TypeError("this Envelope has no branches (only an Agent.parallel result has)")
 
 
 def labelled_join(branches: Sequence[Envelope]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -44,11 +45,35 @@ def test_a_wrapper_is_a_sequence_of_its_branches() -> None:
     assert env[:1] == branches[:1]
 
 
-def test_a_plain_envelope_has_no_branches_but_is_truthy() -> None:
-    env = Envelope(payload="x")
+@pytest.mark.parametrize("payload", ["x", ["a", "b"], [], None])
+def test_a_plain_envelope_has_no_branches_but_is_truthy(payload: object) -> None:
+    env = Envelope(payload=payload)
     assert env
     with pytest.raises(TypeError, match="no branches"):
         len(env)
+    with pytest.raises(TypeError, match="no branches"):
+        env[0]
+    with pytest.raises(TypeError, match="no branches"):
+        list(env)
+
+
+class _CountingList(list[Envelope]):
+    """A branch list that counts how often it is scanned from the start."""
+
+    scans = 0
+
+    def __iter__(self) -> Iterator[Envelope]:
+        self.scans += 1
+        return super().__iter__()
+
+
+def test_indexing_a_wrapper_does_not_scan_its_branches() -> None:
+    """``env[i]`` looks at a constant number of branches, so an index loop is linear, not quadratic."""
+    branches = _CountingList(branch(f"b{i}", str(i)) for i in range(1000))
+    env = Envelope(payload=branches)
+    assert [env[i].text() for i in range(1000)] == [str(i) for i in range(1000)]
+    assert env[-1] is branches[-1]
+    assert branches.scans == 0
 
 
 def test_structured_payload_text_is_json() -> None:
