@@ -120,14 +120,18 @@ class AgentBase:
         task_env = Envelope.from_task(task, context)
         run_id = new_run_id()
         ctx = events.child_context(run_id, self.name, extra_sinks=self._sinks)
-        # Only nested runs read the context variable; a run that cannot start
-        # one leaves it alone (three objects fewer per branch of a fan-out).
-        token = events.enter(ctx) if self._starts_nested_runs() else None
+        token = None
         started = time.perf_counter()
         try:
             if ctx.sinks:
                 ctx.emit(events.AGENT_START, task=task_env.task, model=self.model, agent_kind=type(self).__name__)
             try:
+                # Only nested runs read the context variable; a run that cannot
+                # start one leaves it alone (three objects fewer per branch of a
+                # fan-out).  The engine's answer is its code, so it is asked
+                # inside the try: if it raises, the run fails, not the caller.
+                if self._starts_nested_runs():
+                    token = events.enter(ctx)
                 if self.timeout is None:
                     result = await self._execute(task_env, ctx)
                 else:

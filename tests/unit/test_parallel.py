@@ -160,6 +160,27 @@ async def test_a_branch_whose_run_override_raises_is_isolated(options: dict[str,
     assert env.error == env[1].error
 
 
+class _BrokenHookEngine:
+    """An engine whose optional starts_nested_runs hook is buggy."""
+
+    model = "broken-1"
+
+    async def run(self, task: Envelope, *, agent: Agent, run: object) -> Envelope:
+        return Envelope(payload="never")
+
+    def starts_nested_runs(self, agent: Agent) -> bool:
+        raise RuntimeError("hook is broken")
+
+
+async def test_an_engine_whose_nested_runs_hook_raises_fails_its_run_not_the_fan_out() -> None:
+    broken = Agent(engine=_BrokenHookEngine(), name="broken")
+    alone = await broken.run("t")
+    assert alone.error is not None and (alone.error.type, alone.error.message) == ("RuntimeError", "hook is broken")
+    env = await Agent.parallel(broken, MockAgent("fine", name="ok")).run("t")
+    assert [b.ok for b in env] == [False, True]
+    assert env[0].error == alone.error and env[1].text() == "fine"
+
+
 async def test_wrapper_sums_costs_and_tokens_and_fills_nested() -> None:
     a = MockAgent("a", name="a", cost_usd=0.00009, input_tokens=10, output_tokens=5)
     b = MockAgent("b", name="b", cost_usd=0.00012, input_tokens=20, output_tokens=7)
