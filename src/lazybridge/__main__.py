@@ -3,8 +3,9 @@
 (``python -m lazybridge parallel --model M --model M2 "question"`` fans one
 question out to several models: see :mod:`lazybridge._cli`.)
 
-Three search agents are fanned out with ``Agent.parallel(verbose=True)`` and
-their labelled join goes to a synthesiser through ``Agent.chain``.  Every
+Three search agents, each with its search tool, are fanned out with
+``Agent.parallel(verbose=True)`` and their labelled join goes to a
+synthesiser through ``Agent.chain``.  Every
 agent is a real :class:`~lazybridge.engines.llm.LLMEngine` speaking HTTP:
 to Anthropic's API when ``ANTHROPIC_API_KEY`` is set, otherwise to the fake
 provider server (``lazybridge.testing``) started on a loopback port.
@@ -17,35 +18,75 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from . import events
 from ._cli import add_parallel_parser, run_parallel
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .session import Session
+    from .testing import RecordedRequest, Reply
 
 QUESTION = "How does each provider implement structured output?"
 
+def search_anthropic_docs(query: str) -> str:
+    """Search Anthropic's docs portal."""
+    return f"[anthropic docs result for {query!r}]"
+
+
+def search_openai_docs(query: str) -> str:
+    """Search OpenAI's platform docs."""
+    return f"[openai docs result for {query!r}]"
+
+
+def search_google_docs(query: str) -> str:
+    """Search Google AI docs."""
+    return f"[google ai docs result for {query!r}]"
+
+
+# name -> (system prompt, search tool): the seed's three search agents.
 SEARCHERS = {
-    "anthropic_search": "Look up Anthropic-specific facts.",
-    "openai_search": "Look up OpenAI-specific facts.",
-    "google_search": "Look up Google/Gemini-specific facts.",
+    "anthropic_search": ("Look up Anthropic-specific facts.", search_anthropic_docs),
+    "openai_search": ("Look up OpenAI-specific facts.", search_openai_docs),
+    "google_search": ("Look up Google/Gemini-specific facts.", search_google_docs),
 }
 
 SYNTHESISER = "You synthesise multi-source research into one tight paragraph. Cite each source by its label."
 
-# What the fake server answers, keyed by a word of the system prompt.
+# What the fake server answers, keyed by a word of the system prompt: each
+# search agent first calls its search tool, then answers from the result.
 _FAKE_FACTS = {
-    "Anthropic": "Anthropic constrains Claude's answer with output_config.format (a JSON Schema), "
-    "or by forcing a single tool call whose input_schema is the schema.",
-    "OpenAI": "OpenAI takes response_format {type: json_schema, strict: true} on Chat Completions "
-    "(text.format on the Responses API) and decodes against the schema.",
-    "Google": "Gemini sets generationConfig.responseMimeType to application/json with a "
-    "responseJsonSchema, and returns the JSON as the candidate's text.",
+    "Anthropic": ("search_anthropic_docs", "Anthropic constrains Claude's answer with output_config.format "
+                  "(a JSON Schema), or by forcing a single tool call whose input_schema is the schema."),
+    "OpenAI": ("search_openai_docs", "OpenAI takes response_format {type: json_schema, strict: true} on "
+               "Chat Completions (text.format on the Responses API) and decodes against the schema."),
+    "Google": ("search_google_docs", "Gemini sets generationConfig.responseMimeType to application/json "
+               "with a responseJsonSchema, and returns the JSON as the candidate's text."),
 }
 
 
-def _fake_answer(request: object) -> str:
-    body = str(getattr(request, "body", ""))
-    for word, fact in _FAKE_FACTS.items():
+def _tool_result(body: object) -> str | None:
+    """The tool result the (Anthropic-format) request sends back, if any."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    content = last.get("content") if isinstance(last, dict) else None
+    for block in content if isinstance(content, list) else ():
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            return str(block.get("content"))
+    return None
+
+
+def _fake_answer(request: RecordedRequest) -> Reply | str:
+    from .testing import Reply
+
+    body = str(request.body)
+    for word, (tool, fact) in _FAKE_FACTS.items():
         if f"Look up {word}" in body:
-            return fact
+            found = _tool_result(request.body)
+            if found is None:
+                return Reply.tool_call(tool, {"query": request.last_user_text})
+            return f"{fact} (from {found})"
     return (
         "All three providers enforce a JSON Schema on the model's answer, differing only in where it goes: "
         "Anthropic in output_config.format or a forced tool [anthropic_search], OpenAI in a strict "
@@ -54,7 +95,7 @@ def _fake_answer(request: object) -> str:
     )
 
 
-def _pipeline(base_url: str | None, api_key: str | None) -> object:
+def _pipeline(base_url: str | None, api_key: str | None, session: Session) -> Agent:
     from . import Agent
     from .engines.llm import LLMEngine
 
@@ -62,11 +103,12 @@ def _pipeline(base_url: str | None, api_key: str | None) -> object:
         return LLMEngine(model, system=system, base_url=base_url, api_key=api_key)
 
     searchers = [
-        Agent(engine=engine("claude-haiku-4-5", system), name=name) for name, system in SEARCHERS.items()
+        Agent(engine=engine("claude-haiku-4-5", system), tools=[search], name=name)
+        for name, (system, search) in SEARCHERS.items()
     ]
     fanout = Agent.parallel(*searchers, verbose=True)
     synthesiser = Agent(engine=engine("claude-opus-4-7", SYNTHESISER), name="synthesiser")
-    return Agent.chain(fanout, synthesiser)
+    return Agent.chain(fanout, synthesiser, session=session)
 
 
 def demo(*, fake: bool = False, latency: float = 0.3) -> int:
@@ -76,7 +118,7 @@ def demo(*, fake: bool = False, latency: float = 0.3) -> int:
     print(f"Question: {QUESTION}\n")
     if real:
         print("Providers: the real Anthropic API (ANTHROPIC_API_KEY is set)\n")
-        return _run(_pipeline(None, None))
+        return _run(None, None)
     try:
         from .testing import FakeProvider, serve_fake_provider
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -89,7 +131,7 @@ def demo(*, fake: bool = False, latency: float = 0.3) -> int:
                 f"Providers: the fake provider server on {base_url} ({latency:g}s per answer); "
                 "set ANTHROPIC_API_KEY to use the real API\n"
             )
-            return _run(_pipeline(base_url, "demo-key-not-a-secret"))
+            return _run(base_url, "demo-key-not-a-secret")
     except ImportError as exc:  # pragma: no cover - uvicorn missing
         print(
             f"The fake provider server needs uvicorn (pip install 'lazybridge[testing]'): {exc}",
@@ -98,13 +140,15 @@ def demo(*, fake: bool = False, latency: float = 0.3) -> int:
         return 1
 
 
-def _run(pipeline: object) -> int:
-    from .agent import Agent
+def _run(base_url: str | None, api_key: str | None) -> int:
+    from .session import Session
 
-    assert isinstance(pipeline, Agent)
-    started = time.perf_counter()
-    env = pipeline(QUESTION)
-    wall = time.perf_counter() - started
+    with Session() as session:
+        started = time.perf_counter()
+        env = _pipeline(base_url, api_key, session)(QUESTION)
+        wall = time.perf_counter() - started
+        tool_calls = len(session.events.query(events.TOOL_CALL))
+        usage = session.usage_summary().total
     print()
     if not env.ok:
         assert env.error is not None
@@ -113,8 +157,8 @@ def _run(pipeline: object) -> int:
     meta = env.metadata
     print(f"Answer ({meta.model}):\n{env.text()}\n")
     print(
-        f"4 model calls, {meta.input_tokens} tokens in, {meta.output_tokens} out, "
-        f"cost ${meta.cost_usd:.5f}, wall {wall:.2f}s"
+        f"{usage.model_calls} model calls, {tool_calls} tool calls, {meta.input_tokens} tokens in, "
+        f"{meta.output_tokens} out, cost ${meta.cost_usd:.5f}, wall {wall:.2f}s"
     )
     return 0
 
