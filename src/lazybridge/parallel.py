@@ -102,10 +102,11 @@ class ParallelAgent(AgentBase):
             run.emit(events.PARALLEL_START, branches=n, names=[a.name for a in self.agents])
         branch_run = run if traced else None
         started = time.perf_counter()
-        # Each branch is a task whose return value is its envelope.
+        # Each branch is a task whose return value is its envelope, named
+        # after its agent so that a task dump of a live fan-out reads well.
         async with anyio.create_task_group() as tg:
             handles = [
-                tg.create_task(self._branch(index, agent, task, limiter, branch_run))
+                tg.create_task(self._branch(index, agent, task, limiter, branch_run), name=f"{self.name}/{agent.name}")
                 for index, agent in enumerate(self.agents)
             ]
         wall_ms = (time.perf_counter() - started) * 1000.0

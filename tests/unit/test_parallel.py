@@ -181,6 +181,26 @@ async def test_an_engine_whose_nested_runs_hook_raises_fails_its_run_not_the_fan
     assert env[0].error == alone.error and env[1].text() == "fine"
 
 
+@pytest.mark.parametrize("options", [{}, {"step_timeout": 5.0}, {"concurrency_limit": 2}])
+async def test_branch_tasks_are_named_after_the_panel_and_their_agent(options: dict[str, Any]) -> None:
+    seen: list[str] = []
+    release = anyio.Event()
+
+    async def wait(task: str) -> str:
+        await release.wait()
+        return task
+
+    async def run_panel() -> None:
+        await Agent.parallel(*(MockAgent(wait, name=n) for n in ("a", "b")), name="panel", **options).run("t")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_panel)
+        await anyio.wait_all_tasks_blocked()
+        seen = [t.name for t in anyio.get_running_tasks() if t.name.startswith("panel/")]
+        release.set()
+    assert sorted(seen) == ["panel/a", "panel/b"]
+
+
 async def test_wrapper_sums_costs_and_tokens_and_fills_nested() -> None:
     a = MockAgent("a", name="a", cost_usd=0.00009, input_tokens=10, output_tokens=5)
     b = MockAgent("b", name="b", cost_usd=0.00012, input_tokens=20, output_tokens=7)
