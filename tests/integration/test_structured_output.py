@@ -94,7 +94,12 @@ async def test_native_structured_output(model: str, output: Any, fake: FakeProvi
         assert (env.payload.name, env.payload.population) == ("Rome", 2800000)
     assert json.loads(env.text())["population"] == 2800000
     schema = native_schema(model, fake.requests[0].body)
-    assert schema["type"] == "object" and set(schema["required"]) == {"name", "population"}
+    assert schema["type"] == "object" and {"name", "population"} <= set(schema["required"])
+    if model.startswith("gpt"):
+        # Strict mode: every property listed (CityA's optional tags too), the object closed.
+        assert set(schema["required"]) == set(schema["properties"]) and schema["additionalProperties"] is False
+    else:
+        assert set(schema["required"]) == {"name", "population"}
 
 
 async def test_a_non_object_type_is_wrapped_and_unwrapped(fake: FakeProvider, base_url: str) -> None:
@@ -226,3 +231,36 @@ async def test_re_prompt_names_the_missing_field_for_every_kind_of_type(
     second_repair = fake.requests[2].body["messages"][-1]["content"]
     assert "@ $.population" in first_repair and ("integer" in first_repair or "int" in first_repair)
     assert "$.population" in second_repair and "required" in second_repair.lower()
+
+
+@attrs.frozen
+class Pet:
+    name: str
+    nickname: str | None = None
+    legs: int = 4
+
+
+@attrs.frozen
+class Owner:
+    name: str
+    pets: list[Pet] = attrs.Factory(list)
+
+
+async def test_openai_strict_output_with_optional_and_defaulted_fields(fake: FakeProvider, base_url: str) -> None:
+    """The fake refuses what the real API refuses (optional properties in strict mode); the rewritten schema passes."""
+    answer = {"name": "Ada", "pets": [{"name": "Rex", "nickname": None, "legs": 3}]}
+    fake.push(json.dumps(answer))
+    env = await agent(base_url, Owner, "gpt-5.4-mini").run("Ada's pets?")
+    assert env.ok, env.error
+    assert env.payload == Owner("Ada", [Pet("Rex", None, 3)])
+    fmt = fake.requests[0].body["response_format"]["json_schema"]
+    assert fmt["strict"] is True
+    assert fmt["schema"]["$defs"]["Pet"]["required"] == ["name", "nickname", "legs"]
+
+
+async def test_openai_map_output_is_sent_as_a_hint_and_still_checked(fake: FakeProvider, base_url: str) -> None:
+    fake.push(json.dumps({"Rome": 2800000, "Oslo": 700000}))  # an object root travels unwrapped
+    env = await agent(base_url, dict[str, int], "gpt-5.4-mini").run("populations")
+    assert env.ok, env.error
+    assert env.payload == {"Rome": 2800000, "Oslo": 700000}
+    assert fake.requests[0].body["response_format"]["json_schema"]["strict"] is False

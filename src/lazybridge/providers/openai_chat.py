@@ -44,9 +44,11 @@ from ..messages import (
     ToolCall,
     ToolChoice,
     ToolResult,
+    ToolSpec,
     Usage,
 )
 from . import _sse
+from ._strict import strict_schema
 
 _STOP_REASONS: dict[str, StopReason] = {
     "stop": "stop",
@@ -98,18 +100,7 @@ class OpenAIChatFormat:
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parameters": dict(tool.parameters),
-                        **({"strict": True} if tool.strict else {}),
-                    },
-                }
-                for tool in request.tools
-            ]
+            body["tools"] = [{"type": "function", "function": _function(tool)} for tool in request.tools]
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
         if request.output_schema is not None:
@@ -125,9 +116,17 @@ class OpenAIChatFormat:
     def _response_format(self, schema: OutputSchema) -> dict[str, Any]:
         # The API restricts the name to [A-Za-z0-9_-]{1,64}.
         name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.name)[:64] or "output"
+        # Strict mode refuses a schema with optional properties or defaults
+        # (400); rewritten, it decodes against the schema.  A map cannot be
+        # strict: it goes as a hint, and the answer is still checked on parse.
+        strict = strict_schema(schema.schema)
         return {
             "type": "json_schema",
-            "json_schema": {"name": name, "schema": dict(schema.schema), "strict": True},
+            "json_schema": {
+                "name": name,
+                "schema": strict if strict is not None else dict(schema.schema),
+                "strict": strict is not None,
+            },
         }
 
     def _assistant_extras(self, message: Message) -> dict[str, Any]:
@@ -315,6 +314,16 @@ class ChatStreamDecoder:
             message["tool_calls"] = [self._calls[i] for i in sorted(self._calls)]
         choice = {"index": 0, "message": message, "finish_reason": self._finish_reason}
         return self._wire.parse_response({**self._head, "choices": [choice], "usage": self._usage})
+
+
+def _function(tool: ToolSpec) -> dict[str, Any]:
+    """A tool's ``function`` object; a strict tool's parameters in the strict subset."""
+    out: dict[str, Any] = {"name": tool.name, "description": tool.description}
+    strict = strict_schema(tool.parameters) if tool.strict else None
+    out["parameters"] = strict if strict is not None else dict(tool.parameters)
+    if strict is not None:
+        out["strict"] = True
+    return out
 
 
 def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:

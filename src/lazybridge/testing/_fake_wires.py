@@ -134,7 +134,58 @@ class _Anthropic:
         return out
 
 
+def _strict_problem(node: Any, context: tuple[str, ...]) -> str | None:
+    """The first rule of OpenAI's strict subset that ``node`` breaks, worded like the API's 400."""
+    if not isinstance(node, dict):
+        return None
+    where = f"In context={context!r}, "
+    if "default" in node:
+        return where + "'default' is not permitted."
+    if node.get("type") == "object":
+        if node.get("additionalProperties") is not False:
+            return where + "'additionalProperties' is required to be supplied and to be false."
+        properties = node.get("properties") or {}
+        required = node.get("required")
+        missing = [name for name in properties if not isinstance(required, list) or name not in required]
+        if missing:
+            return (
+                where + "'required' is required to be supplied and to be an array including every key "
+                f"in properties. Missing '{missing[0]}'."
+            )
+    children: list[tuple[tuple[str, ...], Any]] = []
+    for key in ("properties", "$defs"):
+        for name, sub in (node.get(key) or {}).items():
+            children.append(((*context, key, name), sub))
+    for key in ("anyOf", "oneOf", "allOf"):
+        for index, sub in enumerate(node.get(key) or ()):
+            children.append(((*context, key, str(index)), sub))
+    if "items" in node:
+        children.append(((*context, "items"), node["items"]))
+    for child_context, sub in children:
+        problem = _strict_problem(sub, child_context)
+        if problem is not None:
+            return problem
+    return None
+
+
 class _OpenAI:
+    @staticmethod
+    def check(request: RecordedRequest) -> str | None:
+        """Why the real API would refuse the request with a 400 (a strict schema outside the subset)."""
+        body = request.body
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            spec = fmt.get("json_schema") or {}
+            problem = _strict_problem(spec.get("schema"), ()) if spec.get("strict") else None
+            if problem is not None:
+                return f"Invalid schema for response_format '{spec.get('name')}': {problem}"
+        for tool in body.get("tools") or ():
+            function = tool.get("function") or {}
+            problem = _strict_problem(function.get("parameters"), ()) if function.get("strict") else None
+            if problem is not None:
+                return f"Invalid schema for function '{function.get('name')}': {problem}"
+        return None
+
     @staticmethod
     def body(request: RecordedRequest, reply: Reply, ident: int) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}

@@ -243,7 +243,10 @@ class FakeProvider:
         with self._lock:
             self.requests.append(request)
         self.received.set()
-        reply = self._next_reply(request)
+        # What the real API refuses before any model runs (the script is kept).
+        check = getattr(WIRES[wire], "check", None)
+        problem = check(request) if check is not None else None
+        reply = Reply.error(400, problem) if problem is not None else self._next_reply(request)
         await self._answer(request, reply, receive, send)
 
     async def _answer(self, request: RecordedRequest, reply: Reply, receive: Receive, send: Send) -> None:
