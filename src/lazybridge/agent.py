@@ -237,6 +237,19 @@ def _finish(result: Envelope, task: Envelope, run_id: str, agent: str, latency_m
     return Envelope(task.task, task.context, result.payload, meta, result.error)
 
 
+def _check_engine_uses(engine: object, given: list[str]) -> None:
+    """Refuse ``tools=`` / ``output=`` / ``memory=`` that the engine would silently ignore."""
+    uses = getattr(engine, "agent_arguments", None)
+    if uses is None:
+        return  # an engine that does not say: it may read them
+    for argument in given:
+        if argument not in uses:
+            raise ConfigurationError(
+                f"{type(engine).__name__} does not use the agent's {argument}= (an engine that talks to a "
+                f"model, such as LLMEngine, does): give it to an agent inside, or leave it out"
+            )
+
+
 def finish_data(env: Envelope) -> dict[str, Any]:
     """The data of a finish event for ``env`` (shared by agents, branches and plans)."""
     meta = env.metadata
@@ -307,7 +320,17 @@ class Agent(AgentBase):
         self.tools = tuple(tools)
         self.output = output
         self.memory = memory
-        if self.tools or output is not None or memory is not None:
+        given = [
+            argument
+            for argument, present in (
+                ("tools", bool(self.tools)),
+                ("output", output is not None),
+                ("memory", memory is not None),
+            )
+            if present
+        ]
+        if given:
+            _check_engine_uses(engine, given)
             # Raise now what a run would otherwise return as an error envelope:
             # an undescribable tool function, an unsupported output type.
             from .engines._loop import check_agent

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from lazybridge import Agent, ConfigurationError, Envelope, ParallelAgent
+from lazybridge import Agent, ConfigurationError, Envelope, LLMEngine, Memory, ParallelAgent, Plan, Step
 from lazybridge.testing import MockAgent
 
 pytestmark = pytest.mark.anyio
@@ -378,9 +378,38 @@ def test_agent_rejects_an_undescribable_tool_at_construction() -> None:
         return x
 
     with pytest.raises(ConfigurationError, match="untyped"):
-        Agent(engine=MockAgent().engine, tools=[untyped])
+        Agent(engine=LLMEngine("claude-haiku-4-5", api_key="k"), tools=[untyped])
 
 
 def test_agent_rejects_a_bad_memory_at_construction() -> None:
     with pytest.raises(ConfigurationError, match=r"memory must be a lazybridge\.Memory"):
-        Agent(engine=MockAgent().engine, memory=[])
+        Agent(engine=LLMEngine("claude-haiku-4-5", api_key="k"), memory=[])
+
+
+def _search(query: str) -> str:
+    """Search."""
+    return query
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"), [("tools", [_search]), ("output", dict), ("memory", Memory())], ids=["tools", "output", "memory"]
+)
+@pytest.mark.parametrize("engine", ["plan", "scripted"])
+def test_an_argument_the_engine_would_ignore_is_refused_at_construction(engine: str, argument: str, value: Any) -> None:
+    """Plan and the test doubles use none of tools=, output=, memory=: silently dropping them would mislead."""
+    inner = MockAgent("x", name="inner")
+    chosen = Plan(Step(inner)) if engine == "plan" else MockAgent().engine
+    with pytest.raises(ConfigurationError, match=rf"{type(chosen).__name__} does not use the agent's {argument}="):
+        Agent(engine=chosen, **{argument: value})
+
+
+def test_an_engine_that_does_not_say_may_take_every_argument() -> None:
+    """A custom engine without agent_arguments is assumed to read tools=, output= and memory= itself."""
+
+    class Custom:
+        model = None
+
+        async def run(self, task: Envelope, *, agent: Agent, run: object) -> Envelope:
+            return Envelope(payload=str(len(agent.tools)))
+
+    assert Agent(engine=Custom(), tools=[_search], output=dict, memory=Memory())("t").text() == "1"

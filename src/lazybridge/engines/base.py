@@ -15,6 +15,12 @@ sets for the duration of each run.  An engine that answers ``False`` -- it
 calls no user code and no other agent for this ``agent`` -- spares the
 Agent that work, which is measurable in fan-outs of thousands of branches.
 An engine without the method is assumed to start nested runs.
+
+An engine may also say which of the Agent's ``tools=``, ``output=`` and
+``memory=`` it reads, with an ``agent_arguments`` set (``LLMEngine``: all
+three; ``Plan`` and the test doubles: none).  The Agent then refuses, at
+construction, an argument the engine would silently ignore.  An engine
+without the attribute is assumed to read all three.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -106,6 +106,9 @@ class LLMEngine:
     The engine holds no per-run state: one engine may serve many agents and
     concurrent runs.
     """
+
+    #: The Agent arguments the loop reads (see :mod:`lazybridge.engines.base`).
+    agent_arguments: ClassVar[frozenset[str]] = frozenset({"tools", "output", "memory"})
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import anyio
 import attrs
@@ -164,6 +164,9 @@ class Plan:
         :func:`~lazybridge.agent.finish_data`); a band member's events carry
         its step name as the ``branch`` label, like a parallel branch.
     """
+
+    #: A plan's steps have their own tools, output and memory; the plan's agent has none.
+    agent_arguments: ClassVar[frozenset[str]] = frozenset()
 
     #: A plan has no model of its own; its steps do.
     model: str | None = None

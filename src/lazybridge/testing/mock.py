@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -45,6 +45,9 @@ class ScriptedEngine:
     ``delay`` seconds are slept before answering (cancellable, like a real
     request).  Every task is recorded in :attr:`calls`.
     """
+
+    #: It answers from the script: no tools called, no output parsed, no memory kept.
+    agent_arguments: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
