@@ -161,6 +161,30 @@ async def test_tools_run_first_then_the_final_answer_is_validated(fake: FakeProv
     assert second.body["contents"][2]["parts"][0]["functionResponse"]["response"] == {"result": "2800000"}
 
 
+async def test_gemini_2_with_tools_answers_through_the_final_answer_tool(fake: FakeProvider, base_url: str) -> None:
+    """Gemini 2.x refuses tools next to a JSON schema (the fake too): auto mode uses final_answer instead."""
+
+    def population(city: str) -> int:
+        """Population of a city."""
+        return 2800000
+
+    fake.push(Reply.tool_call("population", {"city": "Rome"}), Reply.tool_call("final_answer", CITY))
+    env = await agent(base_url, CityA, "gemini-2.5-flash", tools=[population]).run("Rome?")
+    assert env.ok, env.error
+    assert env.payload == CityA("Rome", 2800000)
+    first = fake.requests[0].body
+    assert "responseMimeType" not in first.get("generationConfig", {})
+    names = [d["name"] for d in first["tools"][0]["functionDeclarations"]]
+    assert names == ["population", "final_answer"]
+
+
+async def test_gemini_2_without_tools_keeps_its_native_schema(fake: FakeProvider, base_url: str) -> None:
+    fake.push(json.dumps(CITY))
+    env = await agent(base_url, CityA, "gemini-2.5-flash").run("Rome?")
+    assert env.ok and env.payload == CityA("Rome", 2800000)
+    assert "responseJsonSchema" in fake.requests[0].body["generationConfig"]
+
+
 @pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-5.4-mini", "gemini-3-flash-preview"])
 async def test_tool_mode_forces_the_final_answer_tool(model: str, fake: FakeProvider, base_url: str) -> None:
     """output_mode="tool": a final_answer tool with the schema, forced; its arguments are the answer."""

@@ -424,3 +424,20 @@ def test_error_body_wrapped_in_an_array() -> None:
     body = '[{"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}]'
     assert WIRE.error_message(body) == "Quota exceeded"
     assert GeminiFormat().error_kind(body) == "RESOURCE_EXHAUSTED"
+
+
+@pytest.mark.parametrize(
+    ("model", "native"),
+    [
+        ("gemini-1.5-pro-latest", False),
+        ("gemini-2.0-flash-001", False),
+        ("gemini-2.5-flash", False),
+        ("models/gemini-2.5-pro", False),
+        ("gemini-2.5", False),
+        ("gemini-3-flash-preview", True),
+        ("gemini-3.1-pro", True),
+        ("gemini-flash-latest", True),  # an alias: taken as current
+    ],
+)
+def test_a_native_schema_next_to_tools_needs_gemini_3(model: str, native: bool) -> None:
+    assert WIRE.native_output_with_tools(model) is native

@@ -173,7 +173,10 @@ class Conversation:
         self.output = OutputSpec.for_type(output) if output is not None else None
         mode = engine.output_mode
         if mode == "auto":
-            mode = "native" if engine._wire.name in NATIVE_OUTPUT_WIRES else "tool"
+            native = engine._wire.name in NATIVE_OUTPUT_WIRES and (
+                not self.tools.tools or engine._wire.native_output_with_tools(engine.model or "")
+            )
+            mode = "native" if native else "tool"
         self.tool_mode = self.output is not None and mode == "tool"
         if self.tool_mode and FINAL_ANSWER in self.tools.tools:
             raise ConfigurationError(f"a tool may not be named {FINAL_ANSWER!r} with output_mode='tool'")

@@ -95,7 +95,8 @@ class LLMEngine:
         output_mode: how ``output=`` is asked for: ``"native"`` (the
             provider's JSON-schema mode), ``"tool"`` (a forced
             ``final_answer`` tool) or ``"auto"`` (native where the wire
-            format has one: all built-in ones do).
+            format has one: all built-in ones do; the tool for an agent with
+            tools on a model that refuses both at once, such as Gemini 2.x).
 
     Tools run concurrently: every call of one turn starts at once (one task
     group) and the results go back in call order.  A tool that raises, times

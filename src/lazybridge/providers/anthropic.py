@@ -129,6 +129,9 @@ class AnthropicFormat:
     def stream_decoder(self) -> AnthropicStreamDecoder:
         return AnthropicStreamDecoder(self)
 
+    def native_output_with_tools(self, model: str) -> bool:
+        return True
+
     def error_message(self, body: str) -> str:
         """``error.message`` of ``{"type":"error","error":{"type","message"}}``; else the body, cut."""
         return _sse.error_message(body)

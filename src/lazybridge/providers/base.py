@@ -59,6 +59,14 @@ class WireFormat(Protocol):
         """The provider's own message from an error body (defensive: any shape)."""
         ...
 
+    def native_output_with_tools(self, model: str) -> bool:
+        """Whether ``model`` takes a native output schema in a request that also has tools.
+
+        When it does not, ``output_mode="auto"`` asks for structured output
+        with the ``final_answer`` tool instead (for an agent with tools).
+        """
+        ...
+
     def error_kind(self, body: str) -> str | None:
         """The provider's own error type or code (``"insufficient_quota"``,
         ``"overloaded_error"``, ``"RESOURCE_EXHAUSTED"``), if the body has one.

@@ -52,6 +52,9 @@ _FINISH_REASONS: dict[str, StopReason] = {
 }
 
 
+_GEMINI_VERSION = re.compile(r"gemini-(\d+)(?:\.\d+)?(?:-|$)")
+
+
 @attrs.frozen
 class GeminiFormat:
     """The Gemini (Generative Language API, v1beta) wire format.
@@ -150,6 +153,14 @@ class GeminiFormat:
 
     def stream_decoder(self) -> GeminiStreamDecoder:
         return GeminiStreamDecoder(self)
+
+    def native_output_with_tools(self, model: str) -> bool:
+        # Gemini 1.x and 2.x refuse function declarations next to
+        # responseMimeType "application/json" (400 "Function calling with a
+        # response mime type: 'application/json' is unsupported"); Gemini 3
+        # takes both.  A name without a version (an alias) is taken as current.
+        version = _GEMINI_VERSION.match(model.removeprefix("models/"))
+        return version is None or int(version.group(1)) >= 3
 
     def error_message(self, body: str) -> str:
         """``error.message`` of the google.rpc.Status envelope; else the body, cut."""

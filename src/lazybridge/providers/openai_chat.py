@@ -217,6 +217,9 @@ class OpenAIChatFormat:
     def stream_decoder(self) -> ChatStreamDecoder:
         return ChatStreamDecoder(self)
 
+    def native_output_with_tools(self, model: str) -> bool:
+        return True
+
     def error_message(self, body: str) -> str:
         """``error.message`` (or a string ``error``); else the body, cut to 500 characters."""
         return _sse.error_message(body)

@@ -8,6 +8,7 @@ against another, not against itself.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -254,6 +255,17 @@ class _OpenAI:
 
 
 class _Gemini:
+    @staticmethod
+    def check(request: RecordedRequest) -> str | None:
+        """Why the real API would refuse the request with a 400 (tools with JSON output before Gemini 3)."""
+        body = request.body
+        version = re.match(r"gemini-(\d+)", request.model)
+        old_model = version is not None and int(version.group(1)) < 3
+        json_output = (body.get("generationConfig") or {}).get("responseMimeType") == "application/json"
+        if old_model and json_output and body.get("tools"):
+            return "Function calling with a response mime type: 'application/json' is unsupported"
+        return None
+
     @staticmethod
     def _usage(reply: Reply) -> dict[str, int]:
         return {
