@@ -361,3 +361,32 @@ async def test_an_agent_run_inside_a_scripted_reply_names_the_caller_as_its_pare
     [start] = inner_session.events.query(events.AGENT_START)
     assert start.parent_run_id == env.metadata.run_id
 
+
+
+async def test_max_events_keeps_the_latest_in_memory_and_exports_them_all() -> None:
+    """A long-lived Session stays bounded: the window slides, the exporters still see every event."""
+    exported: list[Event] = []
+    with Session(exporters=[exported.append], max_events=4) as session:
+        agent = MockAgent("ok", name="bounded", session=session)
+        envs = [await agent.run(f"task {i}") for i in range(50)]
+        assert len(session.events) == 4
+        kept = list(session.events)
+        assert kept[-1].kind == events.AGENT_FINISH and kept[-1].run_id == envs[-1].metadata.run_id
+        assert session.events[-1] == kept[-1] and session.events[1:3] == kept[1:3]
+        assert session.events.query(events.AGENT_FINISH)[-1].run_id == envs[-1].metadata.run_id
+    assert len(exported) == 150  # agent_start, model_response and agent_finish per run
+    assert [e.run_id for e in exported[-4:]] == [e.run_id for e in kept]
+
+
+async def test_max_events_zero_keeps_nothing_in_memory() -> None:
+    exported: list[Event] = []
+    with Session(exporters=[exported.append], max_events=0) as session:
+        await MockAgent("ok", name="a", session=session).run("t")
+        assert len(session.events) == 0 and session.usage_summary().total.calls == 0
+    assert [e.kind for e in exported] == [events.AGENT_START, events.MODEL_RESPONSE, events.AGENT_FINISH]
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, True, "10"])
+def test_max_events_must_be_a_whole_number_or_none(value: Any) -> None:
+    with pytest.raises(ValueError, match="max_events must be a whole number >= 0 or None"):
+        Session(max_events=value)

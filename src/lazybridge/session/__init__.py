@@ -110,6 +110,12 @@ class Session:
             anything sees it; default :func:`~lazybridge.session.redact.redact_event`,
             ``None`` to turn redaction off.
         queue_size: events that may wait for the exporters (default 10,000).
+        max_events: how many of the latest events ``session.events`` keeps in
+            memory (oldest dropped first); ``None`` (default) keeps them all,
+            ``0`` none.  Exporters and ``db`` still get every event.  A
+            long-lived Session (one per server) should set it: the in-memory
+            log otherwise grows for as long as the Session lives.  In-memory
+            ``query()`` and :meth:`usage_summary` cover the kept events only.
 
     Attributes:
         id: this Session's id (``ses_...``), stored with each SQLite row.
@@ -125,11 +131,14 @@ class Session:
         db: str | os.PathLike[str] | None = None,
         redact: Redactor | None = redact_event,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        max_events: int | None = None,
     ) -> None:
         if redact is not None and not callable(redact):
             raise TypeError(f"redact must be a function of an Event, or None, not {type(redact).__name__}")
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be a whole number >= 1, got {queue_size!r}")
+        if max_events is not None and (isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0):
+            raise ValueError(f"max_events must be a whole number >= 0 or None, got {max_events!r}")
         self.id = "ses_" + new_run_id()[4:]
         self._redact = redact
         self._warned: set[str] = set()
@@ -148,7 +157,7 @@ class Session:
             create_schema(self.db)
             sinks.append(SQLiteExporter(self.db, self.id))
         self._writer = Writer(sinks, queue_size=queue_size, name=f"session-{self.id}") if sinks else None
-        self.events = EventLog(db=self.db, session_id=self.id, flush=self.flush)
+        self.events = EventLog(db=self.db, session_id=self.id, flush=self.flush, max_events=max_events)
         # Close (drain, flush, join) when the Session is collected or the interpreter exits.
         self._finalizer = weakref.finalize(self, Writer.close, self._writer, 10.0) if self._writer else None
 

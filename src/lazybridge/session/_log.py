@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, overload
 
@@ -23,20 +24,27 @@ class EventLog(Sequence[Event]):
     """The events a Session received, oldest first (already redacted).
 
     It is a read-only sequence -- ``len(log)``, ``log[0]``, ``for e in log``
-    -- of the events of this Session kept in memory, and :meth:`query`
+    -- of the events of this Session kept in memory (the latest
+    ``max_events`` of them, when the Session sets it), and :meth:`query`
     filters them (or, with ``Session(db=...)``, the stored copy in SQLite).
     """
 
     def __init__(
-        self, *, db: str | None = None, session_id: str = "", flush: Callable[[], object] = lambda: None
+        self,
+        *,
+        db: str | None = None,
+        session_id: str = "",
+        flush: Callable[[], object] = lambda: None,
+        max_events: int | None = None,
     ):
-        self._events: list[Event] = []
+        # A deque drops the oldest event itself once max_events are kept.
+        self._events: deque[Event] = deque(maxlen=max_events)
         self._db = db
         self._session_id = session_id
         self._flush = flush
 
     def _append(self, event: Event) -> None:
-        self._events.append(event)  # list.append is atomic: emit may come from worker threads
+        self._events.append(event)  # deque.append is atomic: emit may come from worker threads
 
     def __len__(self) -> int:
         return len(self._events)
@@ -46,6 +54,8 @@ class EventLog(Sequence[Event]):
     @overload
     def __getitem__(self, index: slice) -> list[Event]: ...
     def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if isinstance(index, slice):
+            return list(self._events)[index]
         return self._events[index]
 
     def __iter__(self) -> Iterator[Event]:
