@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 
+import anyio
+import pytest
 import trio
 
 from lazybridge import Agent, Envelope
@@ -50,3 +53,75 @@ def test_sync_call_reraises_a_programming_error() -> None:
         assert "task must be a str or an Envelope" in str(exc)
     else:
         raise AssertionError("expected TypeError")
+
+
+class _Hang:
+    """A branch that signals it started, then waits until cancelled (and records that it was)."""
+
+    def __init__(self, started: threading.Event) -> None:
+        self.started = started
+        self.cancelled = 0
+
+    async def __call__(self, task: str) -> str:
+        self.started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled += 1
+            raise
+        return "never"
+
+
+def _interrupt_main_thread_when(started: threading.Event) -> threading.Thread:
+    """Send a real SIGINT (Ctrl-C) to the main thread once the run is under way."""
+
+    def send() -> None:
+        assert started.wait(10), "the run never started"
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    return sender
+
+
+def _sync_threads() -> list[threading.Thread]:
+    """Worker threads of sync calls that have not ended (is_alive() is not trusted: on 3.11 an
+    interrupted join can mark a running thread stopped; a thread leaves enumerate() when it ends)."""
+    return [t for t in threading.enumerate() if t.name == "lazybridge-sync"]
+
+
+def test_ctrl_c_during_a_sync_call_inside_trio_cancels_the_run_and_leaves_no_thread() -> None:
+    started = threading.Event()
+    hang = _Hang(started)
+    slow = Agent.parallel(MockAgent(hang, name="a"), MockAgent(hang, name="b"))
+
+    async def trio_app() -> Envelope:
+        return slow("t")
+
+    sender = _interrupt_main_thread_when(started)
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(trio_app)
+    sender.join()
+    assert hang.cancelled == 2  # both branches were cancelled before the call re-raised
+    assert _sync_threads() == []
+
+
+def test_ctrl_c_during_a_sync_call_inside_a_running_asyncio_loop_cancels_the_run() -> None:
+    """As in a notebook cell: the kernel's loop runs, Ctrl-C raises KeyboardInterrupt in the main thread."""
+    started = threading.Event()
+    hang = _Hang(started)
+    agent = MockAgent(hang, name="slow")
+
+    async def cell() -> Envelope:
+        return agent("t")
+
+    loop = asyncio.new_event_loop()
+    sender = _interrupt_main_thread_when(started)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(cell())
+    finally:
+        loop.close()
+    sender.join()
+    assert hang.cancelled == 1
+    assert _sync_threads() == []
