@@ -125,3 +125,14 @@ def test_ctrl_c_during_a_sync_call_inside_a_running_asyncio_loop_cancels_the_run
     sender.join()
     assert hang.cancelled == 1
     assert _sync_threads() == []
+
+
+def test_ctrl_c_during_a_sync_call_in_a_plain_script_cancels_the_run() -> None:
+    started = threading.Event()
+    hang = _Hang(started)
+    slow = Agent.parallel(MockAgent(hang, name="a"), MockAgent(hang, name="b"))
+    sender = _interrupt_main_thread_when(started)
+    with pytest.raises(KeyboardInterrupt):
+        slow("t")
+    sender.join()
+    assert hang.cancelled == 2
