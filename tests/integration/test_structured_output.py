@@ -14,6 +14,8 @@ import lazybridge
 from lazybridge import Agent, LLMEngine, Memory
 from lazybridge.testing import FakeProvider, Reply
 
+from ..unit.wire_helpers import Owner, Pet
+
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
 KEY = "sk-output-test-0123456789"
@@ -255,19 +257,6 @@ async def test_re_prompt_names_the_missing_field_for_every_kind_of_type(
     second_repair = fake.requests[2].body["messages"][-1]["content"]
     assert "@ $.population" in first_repair and ("integer" in first_repair or "int" in first_repair)
     assert "$.population" in second_repair and "required" in second_repair.lower()
-
-
-@attrs.frozen
-class Pet:
-    name: str
-    nickname: str | None = None
-    legs: int = 4
-
-
-@attrs.frozen
-class Owner:
-    name: str
-    pets: list[Pet] = attrs.Factory(list)
 
 
 async def test_openai_strict_output_with_optional_and_defaulted_fields(fake: FakeProvider, base_url: str) -> None:

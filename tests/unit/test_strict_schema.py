@@ -6,7 +6,6 @@ import copy
 import json
 from typing import Any
 
-import attrs
 import pydantic
 import pytest
 
@@ -15,19 +14,7 @@ from lazybridge.messages import ModelRequest, OutputSchema
 from lazybridge.providers._strict import strict_schema
 from lazybridge.providers.openai_chat import OpenAIChatFormat
 
-
-@attrs.frozen
-class Pet:
-    name: str
-    nickname: str | None = None
-    legs: int = 4
-
-
-@attrs.frozen
-class Owner:
-    name: str
-    pets: list[Pet] = attrs.Factory(list)
-    best: Pet | None = None
+from .wire_helpers import Owner, Pet
 
 
 class Order(pydantic.BaseModel):

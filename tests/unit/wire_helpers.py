@@ -151,3 +151,21 @@ def with_results(response: ModelResponse, *results: ToolResult) -> ModelRequest:
         model="test-model",
         messages=(Message.user("Go."), response.as_message(), Message("tool", results)),
     )
+
+
+@attrs.frozen
+class Pet:
+    """An output type with an optional and a defaulted field (strict mode lists both)."""
+
+    name: str
+    nickname: str | None = None
+    legs: int = 4
+
+
+@attrs.frozen
+class Owner:
+    """Nested optional objects: a list of Pets and a Pet or None."""
+
+    name: str
+    pets: list[Pet] = attrs.Factory(list)
+    best: Pet | None = None
