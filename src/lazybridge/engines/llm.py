@@ -57,7 +57,9 @@ class LLMEngine:
             ``deepseek/``, ``ollama/``, ``compat/`` with ``base_url=``).
             An unknown model raises :class:`~lazybridge.errors.ConfigurationError`.
         system: the system prompt.
-        temperature, max_tokens: sampling settings sent to the model.
+        temperature, max_tokens: sampling settings sent to the model.  Anthropic's
+            API version 2026-10-21 (the one used) has no ``temperature``: it is
+            not sent to Anthropic models.
         base_url: the API's base URL; default from the provider's variable
             (``ANTHROPIC_BASE_URL``, ``OPENAI_BASE_URL``, ``GEMINI_BASE_URL``
             or ``GOOGLE_GEMINI_BASE_URL``, ``DEEPSEEK_BASE_URL``,
