@@ -1,7 +1,7 @@
 """Shared pieces of the wire-format tests: recorded fixtures, a real SSE parser, one request.
 
-Recorded bodies live outside the project, in ``shared/fixtures/provider/``
-next to it.  Streams are served through ``httpx.MockTransport`` in small
+Recorded bodies live in ``tests/fixtures/provider/`` (``SOURCES.md`` there
+says where each one was recorded).  Streams are served through ``httpx.MockTransport`` in small
 chunks and split by ``httpx_sse`` -- the parser the HTTP layer uses -- so the
 decoders are tested on the very ``(event, data)`` pairs they will receive.
 """
@@ -31,7 +31,7 @@ from lazybridge.messages import (
 )
 from lazybridge.providers.base import WireFormat
 
-FIXTURES = Path(__file__).parents[3] / "shared" / "fixtures" / "provider"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "provider"
 
 
 def fixture_json(name: str) -> Any:
