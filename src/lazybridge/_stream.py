@@ -184,7 +184,8 @@ class AgentStream:
                 await self.aclose()
 
     def _metadata(self) -> EnvelopeMetadata:
-        return EnvelopeMetadata(model=self._agent.model)
+        assert self._ctx is not None
+        return self._agent._spent_metadata(self._ctx)
 
     async def _settle(self, result: Envelope) -> None:
         if self._inner is not None:

@@ -47,12 +47,29 @@ def _args(arguments: Any) -> str:
     return snippet(text, 80)
 
 
+def _who(event: Event) -> str:
+    """The line prefix: the agent, or the branch path (and the agent, where it is not the branch's own)."""
+    branch = event.branch
+    if branch is None:
+        return event.agent
+    last = branch.rsplit("/", 1)[-1]
+    if last == event.agent or last.startswith(f"{event.agent}#"):
+        return f"branch {branch}"
+    return f"branch {branch}/{event.agent}"
+
+
 class TracePrinter:
     """A sink that prints events to stdout.
 
     All printers compare equal, so a verbose agent nested in a verbose
-    parallel prints each event once.
+    parallel prints each event once.  A printer remembers the runs it has
+    seen start: a run whose parent it saw is already announced by the
+    parent's lines (a branch line, a tool call), so its own start and finish
+    are not repeated; a verbose agent inside a quiet one prints them.
     """
+
+    def __init__(self) -> None:
+        self._open: set[str] = set()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TracePrinter)
@@ -69,12 +86,7 @@ class TracePrinter:
 
     def format(self, event: Event) -> str | None:
         kind, data = event.kind, event.data
-        if event.branch is None:
-            who = event.agent
-        elif event.agent == event.branch:
-            who = f"branch {event.branch}"
-        else:
-            who = f"branch {event.branch}/{event.agent}"
+        who = _who(event)
         if kind == events.PARALLEL_START:
             prefix = f"[{who}] " if event.branch is not None else ""
             return f"{prefix}[{event.agent} ▶ {data['branches']} branches]"
@@ -92,8 +104,12 @@ class TracePrinter:
                 return f"[branch {event.branch}] done cost={cost(data['cost_usd'])}"
             return f"[branch {event.branch}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
         if kind in (events.AGENT_START, events.AGENT_FINISH):
-            if event.branch is not None or event.parent_run_id is not None or data.get("agent_kind") == "ParallelAgent":
-                return None  # the branch, parent or parallel header lines already say it
+            if kind == events.AGENT_START:
+                self._open.add(event.run_id)
+            else:
+                self._open.discard(event.run_id)
+            if event.parent_run_id in self._open or data.get("agent_kind") == "ParallelAgent":
+                return None  # the parent's lines (a branch, a tool call) or the parallel header say it
             if kind == events.AGENT_START:
                 model = f" model={data['model']}" if data.get("model") else ""
                 return f"[{who}{model}] started"

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import events
+from ._cancellation import is_stray_cancellation
 from ._ids import new_run_id
 from ._sync import run_sync
 from .envelope import Envelope, EnvelopeMetadata
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RunCancelled
 from .events import RunContext, Sink
 
 if TYPE_CHECKING:
@@ -101,6 +102,11 @@ class AgentBase:
         """The model shown in traces, if this agent has one."""
         return None
 
+    @property
+    def provider(self) -> str | None:
+        """The provider this agent's model is reached through, if it has one."""
+        return None
+
     # -- running -------------------------------------------------------------
 
     async def run(self, task: str | Envelope, *, context: str | None = None) -> Envelope:
@@ -117,11 +123,23 @@ class AgentBase:
         ``timeout`` runs out the run is cancelled the same way and a
         ``TimeoutError`` envelope is returned.
         """
-        task_env = Envelope.from_task(task, context)
+        return await self._run(Envelope.from_task(task, context))
+
+    async def _run(
+        self, task_env: Envelope, *, step_timeout: float | None = None, step_label: str | None = None
+    ) -> Envelope:
+        """:meth:`run`, with an optional second deadline set by whoever started it.
+
+        ``Agent.parallel`` passes its ``step_timeout`` here, so that a timed-out
+        branch is ended *inside* its own run: its envelope keeps the run id of
+        its start event, what it spent and who it is, and its finish event is
+        emitted like any other.
+        """
         run_id = new_run_id()
         ctx = events.child_context(run_id, self.name, extra_sinks=self._sinks)
         token = None
         started = time.perf_counter()
+        finished = False
         try:
             if ctx.sinks:
                 ctx.emit(events.AGENT_START, task=task_env.task, model=self.model, agent_kind=type(self).__name__)
@@ -132,26 +150,72 @@ class AgentBase:
                 # inside the try: if it raises, the run fails, not the caller.
                 if self._starts_nested_runs():
                     token = events.enter(ctx)
-                if self.timeout is None:
+                if self.timeout is None and step_timeout is None:
                     result = await self._execute(task_env, ctx)
                 else:
-                    with anyio.move_on_after(self.timeout) as scope:
-                        result = await self._execute(task_env, ctx)
-                    if scope.cancelled_caught:
-                        result = Envelope.error_envelope(
-                            TimeoutError(f"agent {self.name!r} exceeded its timeout of {self.timeout:g}s"),
-                            metadata=EnvelopeMetadata(model=self.model),
-                        )
+                    result = await self._execute_with_deadlines(task_env, ctx, step_timeout, step_label)
             except Exception as exc:  # isolate the failure; cancellation is not an Exception
-                result = Envelope.error_envelope(exc, metadata=EnvelopeMetadata(model=self.model))
+                result = Envelope.error_envelope(exc, metadata=self._spent_metadata(ctx))
+            except BaseException as exc:
+                # A CancelledError the run raised itself (a buggy library) is its
+                # own failure; a real cancellation propagates (see _cancellation).
+                if not is_stray_cancellation(exc):
+                    raise
+                result = Envelope.error_envelope(exc, metadata=self._spent_metadata(ctx))
             latency_ms = (time.perf_counter() - started) * 1000.0
             result = _finish(result, task_env, run_id, self.name, latency_ms)
+            finished = True
+            meta = result.metadata
+            if meta.cost_usd or meta.input_tokens or meta.output_tokens:
+                ctx.settle(meta.input_tokens, meta.output_tokens, meta.cost_usd)
             if ctx.sinks:
                 ctx.emit(events.AGENT_FINISH, agent_kind=type(self).__name__, **finish_data(result))
             return result
         finally:
             if token is not None:
                 events.leave(token)
+            if not finished and ctx.sinks:
+                # Cancelled from outside (a caller's deadline, a sibling's
+                # failure): the run still reports what it spent, under its own
+                # run id, before the cancellation propagates.
+                cancelled = Envelope.error_envelope(
+                    RunCancelled(f"run of {self.name!r} was cancelled"), metadata=self._spent_metadata(ctx)
+                )
+                latency_ms = (time.perf_counter() - started) * 1000.0
+                cancelled = _finish(cancelled, task_env, run_id, self.name, latency_ms)
+                ctx.emit(events.AGENT_FINISH, agent_kind=type(self).__name__, **finish_data(cancelled))
+
+    async def _execute_with_deadlines(
+        self, task: Envelope, ctx: RunContext, step_timeout: float | None, step_label: str | None
+    ) -> Envelope:
+        own = self.timeout
+        with anyio.CancelScope() as scope:
+            if own is not None:
+                scope.deadline = anyio.current_time() + own
+            step_deadline = None if step_timeout is None else anyio.current_time() + step_timeout
+            if step_deadline is not None and step_deadline < scope.deadline:
+                scope.deadline = step_deadline
+            return await self._execute(task, ctx)
+        # The deadline ran out (only a cancel scope's own deadline lands here).
+        if step_deadline is not None and step_deadline <= scope.deadline:
+            message = f"branch {step_label or self.name!r} exceeded step_timeout={step_timeout:g}s"
+        else:
+            message = f"agent {self.name!r} exceeded its timeout of {own:g}s"
+        return Envelope.error_envelope(TimeoutError(message), metadata=self._spent_metadata(ctx))
+
+    def _spent_metadata(self, ctx: RunContext) -> EnvelopeMetadata:
+        """Metadata for a run that ended early: who it is and everything its responses cost."""
+        i, o, c, ni, no, nc = ctx.spent
+        return EnvelopeMetadata(
+            model=self.model,
+            provider=self.provider,
+            input_tokens=i,
+            output_tokens=o,
+            cost_usd=c,
+            nested_input_tokens=ni,
+            nested_output_tokens=no,
+            nested_cost_usd=nc,
+        )
 
     def _execute(self, task: Envelope, run: RunContext) -> Awaitable[Envelope]:
         raise NotImplementedError
@@ -347,6 +411,10 @@ class Agent(AgentBase):
     @property
     def model(self) -> str | None:
         return getattr(self.engine, "model", None)
+
+    @property
+    def provider(self) -> str | None:
+        return getattr(self.engine, "provider", None)
 
     def _execute(self, task: Envelope, run: RunContext) -> Awaitable[Envelope]:
         # The engine's own coroutine, not one wrapped in another: one frame

@@ -29,6 +29,7 @@ __all__ = [
     "Envelope",
     "EnvelopeMetadata",
     "ErrorInfo",
+    "branch_labels",
     "converter",
     "labelled_join",
 ]
@@ -207,11 +208,48 @@ def _no_branches() -> TypeError:
     return TypeError("this Envelope has no branches (only an Agent.parallel result has)")
 
 
+def branch_labels(names: Sequence[str | None]) -> list[str]:
+    """The labels of branches named ``names``: unique, in order.
+
+    A name used once is its own label; a name used more than once (the same
+    agent twice, for self-consistency sampling) is numbered in every place it
+    appears -- ``a#1``, ``a#2`` -- so no two branches share a label.  A
+    missing name is ``branch_<index>``.
+    """
+    given = [name or f"branch_{index}" for index, name in enumerate(names)]
+    counts: dict[str, int] = {}
+    for name in given:
+        counts[name] = counts.get(name, 0) + 1
+    if len(counts) == len(given):
+        return given
+    taken = set(given)
+    seen: dict[str, int] = {}
+    labels = []
+    for name in given:
+        if counts[name] == 1:
+            labels.append(name)
+            continue
+        number = seen.get(name, 0)
+        while True:
+            number += 1
+            label = f"{name}#{number}"
+            if label not in taken:
+                break
+        seen[name] = number
+        taken.add(label)
+        labels.append(label)
+    return labels
+
+
 def labelled_join(branches: Sequence[Envelope]) -> str:
-    """``"[name]\\n<text>"`` blocks separated by blank lines; failures as ``(error) <message>``."""
+    """``"[label]\n<text>"`` blocks separated by blank lines; failures as ``(error) <message>``.
+
+    Labels are the branches' agent names, numbered where a name repeats
+    (see :func:`branch_labels`).
+    """
+    labels = branch_labels([branch.metadata.agent for branch in branches])
     blocks = []
-    for index, branch in enumerate(branches):
-        label = branch.metadata.agent or f"branch_{index}"
+    for label, branch in zip(labels, branches, strict=True):
         body = branch.text() if branch.error is None else f"(error) {branch.error.message}"
         blocks.append(f"[{label}]\n{body}")
     return "\n\n".join(blocks)

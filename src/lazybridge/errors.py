@@ -10,6 +10,7 @@ Exceptions raised at construction time and the errors whose class names become
     ├── MaxTurnsExceeded            the tool loop ran out of turns
     ├── MaxIterationsExceeded       a Plan's routing cycle ran past max_iterations
     ├── StructuredOutputError       the model's answer never fitted ``output=``
+    ├── RunCancelled                a run was cancelled from outside (in its finish event)
     ├── ToolArgumentError           a model's tool arguments did not fit (lazybridge.tools)
     └── ProviderError               anything a provider call can fail with
         ├── APIConnectionError      the request never got an HTTP answer (retryable)
@@ -65,6 +66,15 @@ class MaxIterationsExceeded(LazyBridgeError):
 
 class StructuredOutputError(LazyBridgeError):
     """The model's answer did not validate against ``output=`` after all retries."""
+
+
+class RunCancelled(LazyBridgeError):
+    """A run was cancelled from outside before it finished.
+
+    Never returned by ``run()`` (the cancellation propagates to the caller);
+    it is the ``error_type`` of the ``agent_finish`` event that such a run
+    still emits, with what it spent, before the cancellation goes on.
+    """
 
 
 class ProviderError(LazyBridgeError):

@@ -52,13 +52,61 @@ class Event:
     data: Mapping[str, Any] = attrs.field(factory=dict)
 
 
-@attrs.frozen
 class RunContext:
-    run_id: str
-    agent: str
-    parent_run_id: str | None = None
-    branch: str | None = None
-    sinks: tuple[Sink, ...] = ()
+    """One run's identity, where its events go, and what it has spent so far.
+
+    The spend counters are the run's *live* account, kept so that a run which
+    ends early -- timed out, cancelled, failed -- can still report every token
+    and dollar of the model responses it received ("spend is never lost").
+    :meth:`record` adds a model response's usage to this run's own counters
+    and to the ``nested_*`` counters of every run it is nested in, at once,
+    so an ancestor that is stopped before its children return knows what they
+    spent.  A run that finishes normally reports its engine's envelope, whose
+    totals are the same numbers.
+
+    A *labelled copy* (:meth:`labelled`: a parallel branch's or a plan band
+    member's context) shares the counters of the run it copies.
+    """
+
+    __slots__ = (
+        "_owner",
+        "agent",
+        "branch",
+        "cost_usd",
+        "input_tokens",
+        "nested_cost_usd",
+        "nested_input_tokens",
+        "nested_output_tokens",
+        "output_tokens",
+        "parent",
+        "parent_run_id",
+        "run_id",
+        "sinks",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        agent: str,
+        parent_run_id: str | None = None,
+        branch: str | None = None,
+        sinks: tuple[Sink, ...] = (),
+        *,
+        parent: RunContext | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.agent = agent
+        self.parent_run_id = parent_run_id
+        self.branch = branch
+        self.sinks = sinks
+        self.parent = parent
+        self._owner: RunContext | None = None  # None: this context keeps its own counters
+        self.input_tokens = self.output_tokens = 0
+        self.nested_input_tokens = self.nested_output_tokens = 0
+        self.cost_usd = self.nested_cost_usd = 0.0
+
+    def __repr__(self) -> str:
+        return f"RunContext(run_id={self.run_id!r}, agent={self.agent!r}, branch={self.branch!r})"
 
     def emit(self, kind: str, **data: Any) -> None:
         """Send an event to every sink.  A sink that raises is the sink's bug:
@@ -68,6 +116,53 @@ class RunContext:
         event = Event(kind, self.run_id, self.parent_run_id, self.agent, self.branch, time.time(), data)
         for sink in self.sinks:
             sink(event)
+
+    def labelled(self, branch: str) -> RunContext:
+        """This run's context with another branch label, sharing its spend counters."""
+        copy = RunContext(self.run_id, self.agent, self.parent_run_id, branch, self.sinks, parent=self.parent)
+        copy._owner = self._owner or self
+        return copy
+
+    def record(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        """Count a model response's usage as this run's own and as nested spend of its ancestors."""
+        (self._owner or self)._add(input_tokens, output_tokens, cost_usd)
+
+    def settle(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        """Reconcile the live account with the totals the run finished with.
+
+        An engine that does not :meth:`record` as it goes (a scripted test
+        double, a custom engine) reports its spend only in its envelope; the
+        part of those totals not yet counted becomes nested spend of the
+        ancestors, so that an ancestor stopped later still reports it.
+        """
+        own = self._owner or self
+        di = input_tokens - own.input_tokens - own.nested_input_tokens
+        do = output_tokens - own.output_tokens - own.nested_output_tokens
+        dc = cost_usd - own.cost_usd - own.nested_cost_usd
+        if di <= 0 and do <= 0 and dc <= 0:
+            return
+        own._add(max(di, 0), max(do, 0), max(dc, 0.0))
+
+    def _add(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cost_usd += cost_usd
+        ancestor = self.parent
+        while ancestor is not None:
+            ancestor = ancestor._owner or ancestor
+            ancestor.nested_input_tokens += input_tokens
+            ancestor.nested_output_tokens += output_tokens
+            ancestor.nested_cost_usd += cost_usd
+            ancestor = ancestor.parent
+
+    @property
+    def spent(self) -> tuple[int, int, float, int, int, float]:
+        """What the run has spent so far: ``(input_tokens, output_tokens, cost_usd)``
+        inclusive of its nested runs, then ``(nested_input_tokens, nested_output_tokens,
+        nested_cost_usd)``, the nested runs' part."""
+        own = self._owner or self
+        ni, no, nc = own.nested_input_tokens, own.nested_output_tokens, own.nested_cost_usd
+        return (own.input_tokens + ni, own.output_tokens + no, own.cost_usd + nc, ni, no, nc)
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
@@ -96,7 +191,9 @@ def child_context(
     for sink in extra_sinks:
         if sink not in sinks:
             sinks = (*sinks, sink)
-    return RunContext(run_id, agent, parent.run_id, branch if branch is not None else parent.branch, sinks)
+    return RunContext(
+        run_id, agent, parent.run_id, branch if branch is not None else parent.branch, sinks, parent=parent
+    )
 
 
 def enter(ctx: RunContext) -> contextvars.Token[RunContext | None]:

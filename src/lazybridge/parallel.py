@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import events
+from ._cancellation import is_stray_cancellation
 from ._ids import new_run_id
 from .agent import AgentBase, check_agents, check_timeout, finish_data
-from .envelope import Envelope, EnvelopeMetadata
+from .envelope import Envelope, EnvelopeMetadata, branch_labels
 from .errors import ConfigurationError
 from .events import RunContext
 
@@ -74,6 +75,9 @@ class ParallelAgent(AgentBase):
             )
         self.concurrency_limit = concurrency_limit
         self.step_timeout = check_timeout(step_timeout, "step_timeout")
+        #: Each branch's label in the join and the trace: its agent's name,
+        #: numbered where the same name appears more than once.
+        self.labels: tuple[str, ...] = tuple(branch_labels([agent.name for agent in self.agents]))
         super().__init__(name=name, description=description, session=session, verbose=verbose, timeout=None)
 
     async def run_branches(self, task: str | Envelope, *, context: str | None = None) -> list[Envelope]:
@@ -99,15 +103,15 @@ class ParallelAgent(AgentBase):
         limiter = anyio.CapacityLimiter(self.concurrency_limit) if self.concurrency_limit else None
         traced = bool(run.sinks)
         if traced:
-            run.emit(events.PARALLEL_START, branches=n, names=[a.name for a in self.agents])
+            run.emit(events.PARALLEL_START, branches=n, names=list(self.labels))
         branch_run = run if traced else None
         started = time.perf_counter()
         # Each branch is a task whose return value is its envelope, named
         # after its agent so that a task dump of a live fan-out reads well.
         async with anyio.create_task_group() as tg:
             handles = [
-                tg.create_task(self._branch(index, agent, task, limiter, branch_run), name=f"{self.name}/{agent.name}")
-                for index, agent in enumerate(self.agents)
+                tg.create_task(self._branch(index, agent, task, limiter, branch_run), name=f"{self.name}/{label}")
+                for index, (agent, label) in enumerate(zip(self.agents, self.labels, strict=True))
             ]
         wall_ms = (time.perf_counter() - started) * 1000.0
         branches = [handle.return_value for handle in handles]
@@ -160,46 +164,54 @@ class ParallelAgent(AgentBase):
         task: Envelope,
         run: RunContext | None,
     ) -> Envelope:
+        label = self.labels[index]
         branch_ctx = None
         if run is not None:
             # Label everything this branch emits (its agent, that agent's
-            # sub-agents) with the branch name.  The context is this child
+            # sub-agents) with the branch's path: a parallel nested in a branch
+            # labels its own branches "outer/inner".  The context is this child
             # task's own copy, so the label does not leak to siblings.
-            branch_ctx = RunContext(run.run_id, run.agent, run.parent_run_id, agent.name, run.sinks)
+            branch_ctx = run.labelled(f"{run.branch}/{label}" if run.branch else label)
             events.enter(branch_ctx)
             branch_ctx.emit(events.BRANCH_START, index=index, model=agent.model)
         started = time.perf_counter()
         try:
-            if self.step_timeout is None:
+            if type(agent).run is AgentBase.run:
+                # The deadline is enforced inside the branch's own run, so a
+                # timed-out branch still reports its run id, spend and finish event.
+                env = await agent._run(task, step_timeout=self.step_timeout, step_label=label)
+            elif self.step_timeout is None:
                 env = await agent.run(task)
             else:
                 with anyio.move_on_after(self.step_timeout) as scope:
                     env = await agent.run(task)
                 if scope.cancelled_caught:
-                    env = self._timeout_envelope(agent, task, started)
+                    env = self._error_envelope(
+                        TimeoutError(f"branch {label!r} exceeded step_timeout={self.step_timeout:g}s"),
+                        agent,
+                        task,
+                        started,
+                    )
         except Exception as exc:  # AgentBase.run returns errors; this guards subclasses that override it
-            env = Envelope.error_envelope(
-                exc,
-                task=task.task,
-                metadata=EnvelopeMetadata(
-                    run_id=new_run_id(),
-                    agent=agent.name,
-                    model=agent.model,
-                    latency_ms=(time.perf_counter() - started) * 1000.0,
-                ),
-            )
+            env = self._error_envelope(exc, agent, task, started)
+        except BaseException as exc:
+            if not is_stray_cancellation(exc):  # a real cancellation propagates
+                raise
+            env = self._error_envelope(exc, agent, task, started)
         if branch_ctx is not None:
             branch_ctx.emit(events.BRANCH_FINISH, index=index, **finish_data(env))
         return env
 
-    def _timeout_envelope(self, agent: AgentBase, task: Envelope, started: float) -> Envelope:
+    def _error_envelope(self, error: BaseException, agent: AgentBase, task: Envelope, started: float) -> Envelope:
+        """The slot of a branch whose overridden ``run()`` raised or was timed out from outside."""
         return Envelope.error_envelope(
-            TimeoutError(f"branch {agent.name!r} exceeded step_timeout={self.step_timeout:g}s"),
+            error,
             task=task.task,
             metadata=EnvelopeMetadata(
                 run_id=new_run_id(),
                 agent=agent.name,
                 model=agent.model,
+                provider=agent.provider,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
             ),
         )

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from lazybridge import Agent, ConfigurationError, Envelope, LLMEngine, Memory, ParallelAgent, Plan, Step
@@ -413,3 +414,85 @@ def test_an_engine_that_does_not_say_may_take_every_argument() -> None:
             return Envelope(payload=str(len(agent.tools)))
 
     assert Agent(engine=Custom(), tools=[_search], output=dict, memory=Memory())("t").text() == "1"
+
+
+# -- isolation of a branch's own exceptions, whatever their class ---------------------
+
+
+async def test_a_branch_raising_cancelled_error_itself_fails_alone() -> None:
+    """A buggy library's ``raise asyncio.CancelledError()`` is that branch's failure, not a cancellation."""
+    import asyncio  # the buggy library's exception, raised on both backends
+
+    healthy_done = anyio.Event()
+
+    async def buggy(task: str) -> str:
+        await healthy_done.wait()  # the sibling is still running when this one blows up
+        raise asyncio.CancelledError()
+
+    async def healthy(task: str) -> str:
+        healthy_done.set()
+        await anyio.lowlevel.checkpoint()
+        return "fine"
+
+    for options in ({}, {"step_timeout": 30.0}, {"concurrency_limit": 2}):
+        healthy_done = anyio.Event()
+        panel = Agent.parallel(MockAgent(buggy, name="buggy"), MockAgent(healthy, name="healthy"), **options)
+        env = await panel.run("t")
+        assert [b.ok for b in env] == [False, True], options
+        assert env[0].error is not None and env[0].error.type == "CancelledError"
+        assert env[1].text() == "fine"
+        assert env.error is env[0].error
+        assert env.text().startswith("[buggy]\n(error)")
+
+
+async def test_a_real_cancellation_from_outside_still_propagates_through_the_isolation() -> None:
+    panel = Agent.parallel(*mocks("a", "b", delay=10), step_timeout=30.0)
+    with anyio.move_on_after(0.05) as scope:
+        await panel.run("t")
+        raise AssertionError("run returned despite the cancel")
+    assert scope.cancelled_caught
+
+
+# -- labels: unique, and a nested branch's path ------------------------------------------
+
+
+async def test_the_same_agent_three_times_is_labelled_apart() -> None:
+    sampler = MockAgent(["first", "second", "third"], name="a")
+    panel = Agent.parallel(sampler, sampler, sampler)
+    env = await panel.run("t")
+    # Which branch got which sample depends on scheduling (Trio's order is random).
+    texts = [b.text() for b in env]
+    assert sorted(texts) == ["first", "second", "third"]
+    assert env.text() == "\n\n".join(f"[a#{i}]\n{text}" for i, text in enumerate(texts, 1))
+    assert panel.labels == ("a#1", "a#2", "a#3")
+    assert [b.metadata.agent for b in env] == ["a", "a", "a"]  # the agent's name stays its name
+
+
+def test_labels_number_only_repeated_names_and_never_collide() -> None:
+    from lazybridge.envelope import branch_labels
+
+    assert branch_labels(["a", "b", "a"]) == ["a#1", "b", "a#2"]
+    assert branch_labels(["a", "a#1", "a"]) == ["a#2", "a#1", "a#3"]
+    assert branch_labels(["x", None]) == ["x", "branch_1"]
+
+
+def test_a_native_asyncio_task_cancel_is_not_mistaken_for_a_stray_one() -> None:
+    """``task.cancel()`` (no anyio scope involved) is a real cancellation: it must propagate."""
+    import asyncio
+
+    async def main() -> None:
+        entered = anyio.Event()
+
+        async def hang(task: str) -> str:
+            entered.set()
+            await anyio.sleep_forever()
+            return "never"
+
+        panel = Agent.parallel(MockAgent(hang, name="a"), MockAgent(hang, name="b"), step_timeout=30.0)
+        running = asyncio.ensure_future(panel.run("t"))
+        await entered.wait()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(main())

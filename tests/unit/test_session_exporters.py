@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from lazybridge import Agent, AgentBase, Event, Plan, Session, Step, events, from_parallel_all
+from lazybridge.events import RunContext
 from lazybridge.session import JsonlExporter, SessionWarning
 from lazybridge.session.otel import OTelExporter
 from lazybridge.session.redact import REDACTED, redact_text
@@ -240,13 +241,23 @@ async def test_otel_parallel_branches_tools_and_errors(tracing: Tracing) -> None
     assert root.status.status_code.name == "ERROR"  # the wrapper carries the first branch error
 
 
-async def test_otel_ends_spans_left_open_by_a_cancelled_run(tracing: Tracing) -> None:
+async def test_otel_ends_the_span_of_a_run_cancelled_from_outside(tracing: Tracing) -> None:
     session = Session(exporters=[tracing.exporter()])
     with anyio.move_on_after(0.05):
         await MockAgent("late", name="late", delay=10, session=session).run("t")
     await session.aclose()
     [span] = tracing.spans()
     assert span.name == "late" and span.status.status_code.name == "ERROR"
+    assert "RunCancelled" in (span.status.description or "")  # ended by the run's own finish event
+
+
+async def test_otel_ends_spans_left_open_when_the_session_closes(tracing: Tracing) -> None:
+    session = Session(exporters=[tracing.exporter()])
+    run = RunContext("run_open", "open", sinks=(session.emit,))
+    run.emit(events.AGENT_START, task="t", model=None, agent_kind="Agent")  # and never a finish
+    await session.aclose()
+    [span] = tracing.spans()
+    assert span.name == "open" and span.status.status_code.name == "ERROR"
     assert "unfinished" in (span.status.description or "")
 
 

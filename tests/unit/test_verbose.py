@@ -93,3 +93,34 @@ async def test_the_trace_masks_credentials(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "assistant: your key is" in out
     assert secret not in out
+
+
+async def test_the_same_agent_twice_traces_under_two_labels(capsys: pytest.CaptureFixture[str]) -> None:
+    sampler = MockAgent("same", name="a")
+    await Agent.parallel(sampler, sampler, verbose=True).run("t")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "[parallel ▶ 2 branches]"
+    assert sorted(line for line in lines if line.endswith("started")) == [
+        "[branch a#1 model=mock-model] started",
+        "[branch a#2 model=mock-model] started",
+    ]
+    assert "[branch a#1] done cost=$0.00000" in lines and "[branch a#2] done cost=$0.00000" in lines
+
+
+async def test_a_nested_parallels_branches_trace_with_their_path(capsys: pytest.CaptureFixture[str]) -> None:
+    inner = Agent.parallel(MockAgent("x", name="a"), MockAgent("y", name="b"), name="inner")
+    await Agent.parallel(inner, MockAgent("z", name="c"), name="outer", verbose=True).run("t")
+    lines = capsys.readouterr().out.splitlines()
+    assert "[branch inner/a model=mock-model] started" in lines
+    assert "[branch inner/b] done cost=$0.00000" in lines
+    assert not any(line.startswith("[branch a") for line in lines)
+
+
+async def test_a_verbose_agent_in_a_quiet_panel_prints_its_whole_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    loud = MockAgent("answer from the loud one", name="loud", verbose=True)
+    await Agent.parallel(loud, MockAgent("quiet answer", name="quiet")).run("t")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "[loud model=mock-model] started"
+    assert lines[1] == "[loud] assistant: answer from the loud one"
+    assert re.fullmatch(r"\[loud\] done cost=\$0\.00000 latency=\d+ms", lines[2])
+    assert len(lines) == 3  # nothing of the quiet sibling

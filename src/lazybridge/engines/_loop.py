@@ -460,7 +460,7 @@ class LLMStream:
 
     async def _end_of_turn(self, conversation: Conversation, stream: EventStream) -> Envelope | None:
         response = self.response = stream.finish()
-        cost = await self._engine._account(response, conversation.tally)
+        cost = await self._engine._account(response, conversation.tally, self._run)
         if self._run.sinks:
             self._engine._emit_response(self._run, response, conversation.tally.turns, cost, self._started)
         return await conversation.step(response)

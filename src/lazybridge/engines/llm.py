@@ -285,18 +285,21 @@ class LLMEngine:
             )
         started = time.perf_counter()
         response = await _http.complete(endpoint, request)
-        cost = await self._account(response, tally)
+        cost = await self._account(response, tally, run)
         if traced:
             self._emit_response(run, response, turn, cost, started)
         return response
 
-    async def _account(self, response: ModelResponse, tally: _Tally) -> float:
+    async def _account(self, response: ModelResponse, tally: _Tally, run: RunContext) -> float:
         if not pricing.loaded():
             await pricing.load()
-        cost = pricing.cost_usd(self._route.provider.price_provider, self._route.model, response.usage)
-        tally.usage = tally.usage + response.usage
+        usage = response.usage
+        cost = pricing.cost_usd(self._route.provider.price_provider, self._route.model, usage)
+        tally.usage = tally.usage + usage
         tally.cost_usd += cost
         tally.turns += 1
+        # The run's live account: what a timeout or a cancellation still reports.
+        run.record(usage.input_tokens, usage.output_tokens, cost)
         return cost
 
     def _emit_response(

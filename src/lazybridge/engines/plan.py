@@ -284,9 +284,7 @@ class _PlanRun:
             # branch.  Entering the context here changes only this child
             # task's copy of it, so siblings keep their own labels.
             run = self.run
-            ctx = RunContext(
-                run.run_id, run.agent, run.parent_run_id, self.plan.steps[start + k].name, run.sinks
-            )
+            ctx = run.labelled(self.plan.steps[start + k].name)
             events.enter(ctx)
             results[k] = await self._run_step(start + k, prev, ctx)
 
