@@ -62,13 +62,14 @@ def test_empty_content_next_to_tool_calls_is_no_text() -> None:
     assert response.usage == Usage(input_tokens=206, output_tokens=194)
 
 
-def test_reasoning_is_not_sent_back() -> None:
+def test_reasoning_is_not_sent_back_and_content_is_an_empty_string() -> None:
+    """No reasoning in the history; ``content: ""`` (llama-cpp-python refuses ``null``)."""
     response = WIRE.parse_response(fixture_json("openai_compatible/ollama_tool_call.json"))
     result = ToolResult("call_o2vnpxrw", "final_result", "ok")
     assistant = WIRE.build_body(with_results(response, result), stream=False)["messages"][1]
     assert assistant == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "tool_calls": [
             {
                 "id": "call_o2vnpxrw",

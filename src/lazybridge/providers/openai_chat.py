@@ -81,6 +81,9 @@ class OpenAIChatFormat:
     reasoning_fields: ClassVar[tuple[str, ...]] = ()
     #: Send ``ToolCall.signature`` back as ``extra_content.google.thought_signature``.
     echo_signatures: ClassVar[bool] = False
+    #: ``content`` of an assistant turn that has tool calls but no text.  OpenAI
+    #: documents ``null`` (wire notes §2.5); some compatible servers refuse it.
+    empty_assistant_content: ClassVar[str | None] = None
 
     def path(self, model: str, *, stream: bool) -> str:
         return "/chat/completions"
@@ -159,7 +162,7 @@ class OpenAIChatFormat:
         extras = self._assistant_extras(message)
         if not text and not calls and not extras:
             return None
-        wire: dict[str, Any] = {"role": "assistant", "content": text or None}
+        wire: dict[str, Any] = {"role": "assistant", "content": text or self.empty_assistant_content}
         if calls:
             wire["tool_calls"] = calls
         wire.update(extras)
