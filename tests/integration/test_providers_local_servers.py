@@ -7,12 +7,14 @@ and streams without usage.
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections.abc import Iterator
 
 import pytest
 
 from lazybridge import Agent, LLMEngine
+from lazybridge.providers import Price, set_price
 from lazybridge.providers.pricing import UnknownPriceWarning
 from lazybridge.testing import FakeProvider, Reply
 
@@ -93,3 +95,46 @@ async def test_official_openai_keeps_null_content(fake: FakeProvider, base_url: 
     )
     assert env.ok
     assert fake.requests[1].body["messages"][1]["content"] is None
+
+
+# -- prices of local models ----------------------------------------------------------
+
+
+def local_model(stem: str) -> str:
+    """A model name of its own: prices are cached and the warning comes once per model per process."""
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.parametrize("provider", ["compat", "ollama"])
+async def test_set_price_under_the_name_metadata_shows(
+    provider: str, fake: FakeProvider, base_url: str
+) -> None:
+    """set_price(metadata.provider, metadata.model, ...) prices that model's calls."""
+    model = local_model("smollm2")
+    fake.push(Reply("hi", input_tokens=1_000_000, output_tokens=500_000))
+    agent = Agent(engine=LLMEngine(f"{provider}/{model}", base_url=base_url))
+    set_price(provider, model, Price(input=1.0, output=2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownPriceWarning)
+        env = await agent.run("hello")
+    assert (env.metadata.provider, env.metadata.model) == (provider, model)
+    assert env.metadata.cost_usd == pytest.approx(2.0)
+
+
+async def test_the_unknown_price_warning_spells_out_the_call(fake: FakeProvider, base_url: str) -> None:
+    """The warning gives the set_price call to write; written (with numbers), it prices the model."""
+    model = local_model("smollm2")
+    agent = Agent(engine=LLMEngine(f"compat/{model}", base_url=base_url))
+    fake.push(Reply("a", input_tokens=1_000_000, output_tokens=0), Reply("b", input_tokens=1_000_000))
+    with pytest.warns(UnknownPriceWarning) as caught:
+        first = await agent.run("hello")
+    assert first.metadata.cost_usd == 0.0
+    message = str(caught[0].message)
+    call = f"set_price('compat', '{model}', Price(input=..., output=...))"
+    assert call in message and "from lazybridge.providers import Price, set_price" in message
+    exec(
+        message.split("with: ", 1)[1].replace("input=...", "input=3.0").replace("output=...", "output=0.0"),
+        {},
+    )
+    second = await agent.run("again")
+    assert second.metadata.cost_usd == pytest.approx(3.0)

@@ -293,7 +293,7 @@ class LLMEngine:
     async def _account(self, response: ModelResponse, tally: _Tally) -> float:
         if not pricing.loaded():
             await pricing.load()
-        cost = pricing.cost_usd(self._route.provider.price_provider, self._route.model, response.usage)
+        cost = pricing.cost_usd(self.provider, self._route.model, response.usage)
         tally.usage = tally.usage + response.usage
         tally.cost_usd += cost
         tally.turns += 1

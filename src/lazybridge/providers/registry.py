@@ -42,7 +42,8 @@ class Provider:
     key_env: tuple[str, ...]
     base_url_env: tuple[str, ...]
     key_required: bool = True
-    #: The provider id genai-prices knows it by (``None``: let it guess; ``"free"``: local).
+    #: The provider id genai-prices knows it by (``None``: priced only by ``set_price``;
+    #: ``"free"``: local).  Prices themselves are keyed by ``name``, see :mod:`.pricing`.
     price_provider: str | None = None
 
 
