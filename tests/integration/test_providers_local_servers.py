@@ -138,3 +138,60 @@ async def test_the_unknown_price_warning_spells_out_the_call(fake: FakeProvider,
     )
     second = await agent.run("again")
     assert second.metadata.cost_usd == pytest.approx(3.0)
+
+
+# -- usage a server did not send -------------------------------------------------------
+
+
+async def test_a_stream_without_usage_is_unknown_not_zero(
+    llama_cpp_python: FakeProvider, base_url: str
+) -> None:
+    """llama-cpp-python streams no usage: the envelope says so instead of claiming 0 tokens."""
+    agent = Agent(engine=LLMEngine("compat/smollm2", base_url=base_url))
+    async with agent.stream("hi") as s:
+        assert "".join([d async for d in s]) == "smollm2 says: hi"
+    assert s.envelope is not None and s.envelope.ok
+    meta = s.envelope.metadata
+    assert meta.usage_reported is False
+    assert (meta.input_tokens, meta.output_tokens, meta.cost_usd) == (0, 0, 0.0)
+    assert llama_cpp_python.requests[0].body["stream_options"] == {"include_usage": True}  # asked, ignored
+
+
+@pytest.mark.parametrize("model", ["compat/smollm2", "gpt-5.4-mini", "deepseek-v4-flash"])
+async def test_a_reply_without_usage_is_unknown(model: str, fake: FakeProvider, base_url: str) -> None:
+    """A non-streamed body without "usage" is unknown too; one with usage is reported."""
+    fake.push(Reply("first", usage=False), Reply("second"))
+    agent = Agent(engine=LLMEngine(model, base_url=base_url, api_key="k"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownPriceWarning)
+        unknown, known = await agent.run("a"), await agent.run("b")
+    assert unknown.ok and unknown.metadata.usage_reported is False
+    assert known.ok and known.metadata.usage_reported is True
+    assert (known.metadata.input_tokens, known.metadata.output_tokens) == (12, 7)
+
+
+async def test_unknown_usage_rolls_up(fake: FakeProvider, base_url: str) -> None:
+    """A wrapper, and an agent that used a sub-agent as a tool, are unknown if any part is."""
+    from lazybridge import Session, events
+
+    def agent(model: str, name: str, **kwargs: object) -> Agent:
+        return Agent(engine=LLMEngine(model, base_url=base_url, api_key="k"), name=name, **kwargs)  # type: ignore[arg-type]
+
+    fake.push(Reply("a", usage=False), model="deepseek-v4-flash")
+    fake.push("b", model="gpt-5.4-mini")
+    panel = await Agent.parallel(agent("deepseek-v4-flash", "a"), agent("gpt-5.4-mini", "b")).run("q")
+    assert panel.ok
+    assert [b.metadata.usage_reported for b in panel] == [False, True]
+    assert panel.metadata.usage_reported is False
+    assert panel.metadata.input_tokens == 12  # what is known is still counted
+
+    fake.push(Reply("sub answer", usage=False), model="deepseek-v4-flash")
+    fake.push(Reply.tool_call("sub", {"task": "help"}), "done", model="gpt-5.4-mini")
+    session = Session()
+    sub = agent("deepseek-v4-flash", "sub", description="A sub-agent.")
+    lead = await agent("gpt-5.4-mini", "lead", tools=[sub], session=session).run("go")
+    assert lead.ok
+    assert lead.metadata.usage_reported is False
+    assert (lead.metadata.input_tokens, lead.metadata.nested_input_tokens) == (24, 0)
+    finishes = {e.agent: e.data for e in session.events if e.kind == events.AGENT_FINISH}
+    assert finishes["sub"]["usage_reported"] is False and finishes["lead"]["usage_reported"] is False

@@ -212,3 +212,14 @@ def test_quirk_handling_is_shared_with_openai() -> None:
     """One translator: the OpenAI format parses the same quirky body identically, bar provenance."""
     body = fixture_json("openai_compatible/gemini_openai_compat_tool_call_empty_id.json")
     assert OpenAIChatFormat().parse_response(body) == WIRE.parse_response(body)
+
+
+def test_no_usage_is_unknown_usage() -> None:
+    """A body or stream without usage (llama-cpp-python's streams) is ``reported=False``, not zero."""
+    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
+    streamed = decode_events(WIRE, [("", chunk), ("", "[DONE]")])
+    assert streamed.text == "hi" and streamed.usage == Usage(reported=False)
+    for usage in (None, {}):
+        body = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "usage": usage}
+        assert WIRE.parse_response(body).usage == Usage(reported=False)
+    assert (Usage(1, 1) + Usage(reported=False)).reported is False
