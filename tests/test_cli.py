@@ -6,15 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+
+from lazybridge.testing import FakeProvider
 
 _PROVIDER_VARS = ("API_KEY", "BASE_URL")
 MODELS = ["--model", "claude-haiku-4-5", "--model", "gpt-5.4-mini"]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, python: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith(_PROVIDER_VARS)}
     return subprocess.run(
-        [sys.executable, "-W", "error", "-m", "lazybridge", "parallel", *args],
+        [sys.executable, "-W", "error", *python, "-m", "lazybridge", "parallel", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -91,3 +94,44 @@ def test_bad_limit_and_missing_model_exit_2() -> None:
     assert cli("--fake", "--concurrency-limit", "0", *MODELS, "q").returncode == 2
     missing = cli("q")
     assert missing.returncode == 2 and "--model" in missing.stderr
+
+
+# -- a compat/ server ------------------------------------------------------------------
+
+
+def test_base_url_and_max_tokens_reach_a_compat_server(
+    shared_fake_provider: tuple[FakeProvider, str],
+) -> None:
+    """--base-url points a compat/ model at the server; --max-tokens is sent as its max_tokens."""
+    fake, base_url = shared_fake_provider
+    fake.reset()
+    fake.chat_server = "llama-cpp-python"
+    model = f"compat/smollm2-{uuid.uuid4().hex[:6]}"
+    # A local model has no price: its warning is shown, not raised (as without -W error).
+    shown = ("-W", "default:no price known for model")
+    args = ("--json", "--base-url", f"{base_url}/v1", "--max-tokens", "64", "--model", model, "q")
+    result = cli(*args, python=shown)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (branch,) = json.loads(result.stdout)["branches"]
+    assert branch["ok"] and branch["text"] == f"{model.removeprefix('compat/')} says: q"
+    (request,) = fake.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.body["max_tokens"] == 64
+    # No price is known for a local model: the warning says how to set one.
+    assert f"set_price('compat', '{model.removeprefix('compat/')}'" in result.stderr
+
+
+def test_a_compat_model_without_base_url_names_the_flag() -> None:
+    result = cli("--model", "compat/smollm2", "q")
+    assert result.returncode == 2
+    assert "model 'compat/smollm2' needs --base-url" in result.stderr
+    assert "base_url=" not in result.stderr and "Traceback" not in result.stderr
+    bad = cli("--base-url", "localhost:8080/v1", "--model", "compat/smollm2", "q")
+    assert bad.returncode == 2 and "--base-url must start with http:// or https://" in bad.stderr
+
+
+def test_bad_max_tokens_and_base_url_with_fake_exit_2() -> None:
+    zero = cli("--fake", "--max-tokens", "0", *MODELS, "q")
+    assert zero.returncode == 2 and "argument --max-tokens: must be a whole number >= 1" in zero.stderr
+    both = cli("--fake", "--base-url", "http://localhost:8080/v1", *MODELS, "q")
+    assert both.returncode == 2 and "--fake and --base-url cannot be combined" in both.stderr

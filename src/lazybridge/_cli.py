@@ -4,7 +4,10 @@ One ``Agent(engine=LLMEngine(model), name=model)`` per ``--model``, run with
 ``Agent.parallel``.  Human output is the live trace (``verbose=True``), the
 labelled join and one line per branch; ``--json`` prints one JSON object
 instead.  ``--fake`` serves the fake provider on a loopback port and points
-every engine at it, so no key and no network are needed.
+every engine at it, so no key and no network are needed.  ``--base-url``
+points every engine at one server instead (a ``compat/`` model needs it:
+``--model compat/smollm2 --base-url http://localhost:8080/v1``), and
+``--max-tokens`` caps every answer.
 
 Exit codes: 0 every branch answered, 1 some branch failed, 2 usage or
 configuration error (unknown model, bad limits).
@@ -47,15 +50,39 @@ def add_parallel_parser(commands: Any) -> None:
         "--step-timeout", type=float, default=None, metavar="S", help="seconds each branch may run"
     )
     p.add_argument("--system", default=None, metavar="TEXT", help="system prompt for every branch")
+    p.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="the server every branch talks to, e.g. http://localhost:8080/v1 for a compat/ model "
+        "(default: each provider's own, or its *_BASE_URL variable)",
+    )
+    p.add_argument(
+        "--max-tokens", type=_positive_int, default=None, metavar="N", help="cap each answer at N tokens"
+    )
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON object, no trace")
     p.add_argument("--fake", action="store_true", help="answer from the fake provider server on loopback")
     p.add_argument("--latency", type=float, default=0.1, help="with --fake: seconds per answer (default 0.1)")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type of ``--max-tokens``: a whole number >= 1 (argparse names the flag on error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return value
+
+
 def run_parallel(args: argparse.Namespace) -> int:
     """Run the ``parallel`` command for parsed ``args``; the exit code."""
+    if args.fake and args.base_url is not None:
+        print("lazybridge parallel: error: --fake and --base-url cannot be combined", file=sys.stderr)
+        return EXIT_USAGE
     if not args.fake:
-        return _fan_out(args, base_url=None, api_key=None)
+        return _fan_out(args, base_url=args.base_url, api_key=None)
     try:
         from .testing import FakeProvider, serve_fake_provider
 
@@ -85,10 +112,18 @@ def _fan_out(args: argparse.Namespace, *, base_url: str | None, api_key: str | N
     from .agent import Agent
     from .engines.llm import LLMEngine
     from .errors import ConfigurationError
+    from .providers.registry import resolve
+
+    def engine(model: str) -> LLMEngine:
+        # Checked first with the CLI's own words, so a message names --base-url, not base_url=.
+        resolve(model, base_url=base_url, base_url_name="--base-url")
+        return LLMEngine(
+            model, system=args.system, base_url=base_url, api_key=api_key, max_tokens=args.max_tokens
+        )
 
     try:
         agents = [
-            Agent(engine=LLMEngine(model, system=args.system, base_url=base_url, api_key=api_key), name=name)
+            Agent(engine=engine(model), name=name)
             for model, name in zip(args.models, _branch_names(args.models), strict=True)
         ]
         panel = Agent.parallel(

@@ -296,7 +296,7 @@ def _finish(result: Envelope, task: Envelope, run_id: str, agent: str, latency_m
     m = result.metadata
     meta = EnvelopeMetadata(
         run_id, agent, m.model, m.provider, m.input_tokens, m.output_tokens, m.cost_usd, latency_ms,
-        m.nested_input_tokens, m.nested_output_tokens, m.nested_cost_usd,
+        m.nested_input_tokens, m.nested_output_tokens, m.nested_cost_usd, m.usage_reported,
     )
     return Envelope(task.task, task.context, result.payload, meta, result.error)
 
@@ -329,6 +329,7 @@ def finish_data(env: Envelope) -> dict[str, Any]:
         "nested_input_tokens": meta.nested_input_tokens,
         "nested_output_tokens": meta.nested_output_tokens,
         "nested_cost_usd": meta.nested_cost_usd,
+        "usage_reported": meta.usage_reported,
         "latency_ms": meta.latency_ms,
     }
 

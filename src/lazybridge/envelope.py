@@ -10,6 +10,9 @@ Cost and token rule
     ``nested_*`` fields are the part of those totals spent by nested runs
     (parallel branches, chain stages, sub-agents used as tools).  Summing the
     top-level ``cost_usd`` of a tree therefore never double counts.
+    ``usage_reported`` is ``False`` when some model reply behind the envelope
+    (its own or a nested run's) came without token usage: the totals then
+    count that reply as 0 tokens and $0, so they are a lower bound.
 
 Serialisation goes through exactly one cattrs converter, :data:`converter`.
 """
@@ -64,6 +67,8 @@ class EnvelopeMetadata:
     nested_input_tokens: int = 0
     nested_output_tokens: int = 0
     nested_cost_usd: float = 0.0
+    #: ``False`` if any model reply counted here reported no usage (see the module docstring).
+    usage_reported: bool = True
 
 
 def _is_branch_list(payload: object) -> bool:

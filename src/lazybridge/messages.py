@@ -159,7 +159,10 @@ class Usage:
     """Token counts of one model call, normalised (wire-format cheat sheet, §7.3).
 
     ``input_tokens`` is the whole prompt including cached tokens;
-    ``output_tokens`` includes reasoning tokens.
+    ``output_tokens`` includes reasoning tokens.  ``reported`` is ``False``
+    when the provider sent no usage at all (a local server's stream, say):
+    the counts are then 0 but *unknown*, not zero.  A sum is reported only
+    if every part was.
     """
 
     input_tokens: int = 0
@@ -167,6 +170,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    reported: bool = True
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -175,6 +179,7 @@ class Usage:
             self.cache_read_tokens + other.cache_read_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+            self.reported and other.reported,
         )
 
 

@@ -224,12 +224,14 @@ def fold_branches(branches: list[Envelope], task: Envelope) -> Envelope:
     """
     input_tokens = output_tokens = 0
     cost = 0.0
+    reported = True
     error = None
     for branch in branches:
         meta = branch.metadata
         input_tokens += meta.input_tokens
         output_tokens += meta.output_tokens
         cost += meta.cost_usd
+        reported = reported and meta.usage_reported
         if error is None and branch.error is not None:
             error = branch.error
     metadata = EnvelopeMetadata(
@@ -239,5 +241,6 @@ def fold_branches(branches: list[Envelope], task: Envelope) -> Envelope:
         nested_input_tokens=input_tokens,
         nested_output_tokens=output_tokens,
         nested_cost_usd=cost,
+        usage_reported=reported,
     )
     return Envelope(task=task.task, context=task.context, payload=branches, metadata=metadata, error=error)

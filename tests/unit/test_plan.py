@@ -483,3 +483,13 @@ async def test_a_plan_can_be_a_branch_of_a_parallel_and_a_step_can_be_a_parallel
     env = await outer.run("t")
     assert env.text() == "[inner]\n[x] x  [y] y\n\n[z]\nz"
     assert env.metadata.cost_usd == 4.0
+
+
+async def test_unknown_usage_of_a_step_makes_the_plan_unknown() -> None:
+    """A step whose model sent no usage makes the plan's totals a lower bound, and says so."""
+    known = MockAgent("a", name="a", input_tokens=5)
+    unknown = MockAgent("b", name="b", usage_reported=False)
+    env = await Agent(engine=Plan(Step(known), Step(unknown))).run("go")
+    assert env.ok and env.metadata.input_tokens == 5
+    assert env.metadata.usage_reported is False
+    assert (await Agent(engine=Plan(Step(known))).run("go")).metadata.usage_reported is True

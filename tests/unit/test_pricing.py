@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from lazybridge.errors import ConfigurationError
 from lazybridge.messages import Usage
 from lazybridge.providers import pricing
 
@@ -59,3 +60,19 @@ def test_unknown_model_costs_zero_with_one_warning() -> None:
     assert pricing.cost_usd("openai", model, Usage(10, 10)) == 0.0  # no second warning (-W error)
     with pytest.warns(pricing.UnknownPriceWarning):
         pricing.cost_usd(None, f"compat-{model}", Usage(1, 1))  # compat servers are never guessed
+
+
+def test_older_price_keys_still_work() -> None:
+    """Prices set under genai-prices' id or the old internal keys still apply."""
+    gemini, local = f"gemini-house-{uuid.uuid4().hex}", f"local-{uuid.uuid4().hex}"
+    pricing.set_price("google", gemini, pricing.Price(input=1.0, output=0.0))
+    assert pricing.cost_usd("gemini", gemini, Usage(1_000_000, 0)) == pytest.approx(1.0)
+    pricing.OVERRIDES[("", local)] = pricing.Price(input=2.0, output=0.0)
+    assert pricing.cost_usd("compat", local, Usage(1_000_000, 0)) == pytest.approx(2.0)
+
+
+def test_set_price_refuses_an_unknown_provider() -> None:
+    with pytest.raises(ConfigurationError, match=r"provider must be one of .*'compat'.*not 'llamacpp'"):
+        pricing.set_price("llamacpp", "smollm2", pricing.Price(input=1.0, output=1.0))
+    with pytest.raises(ConfigurationError, match=r"price must be a lazybridge\.providers\.Price"):
+        pricing.set_price("compat", "smollm2", (1.0, 1.0))  # type: ignore[arg-type]

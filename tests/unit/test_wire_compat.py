@@ -62,13 +62,14 @@ def test_empty_content_next_to_tool_calls_is_no_text() -> None:
     assert response.usage == Usage(input_tokens=206, output_tokens=194)
 
 
-def test_reasoning_is_not_sent_back() -> None:
+def test_reasoning_is_not_sent_back_and_content_is_an_empty_string() -> None:
+    """No reasoning in the history; ``content: ""`` (llama-cpp-python refuses ``null``)."""
     response = WIRE.parse_response(fixture_json("openai_compatible/ollama_tool_call.json"))
     result = ToolResult("call_o2vnpxrw", "final_result", "ok")
     assistant = WIRE.build_body(with_results(response, result), stream=False)["messages"][1]
     assert assistant == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "tool_calls": [
             {
                 "id": "call_o2vnpxrw",
@@ -211,3 +212,14 @@ def test_quirk_handling_is_shared_with_openai() -> None:
     """One translator: the OpenAI format parses the same quirky body identically, bar provenance."""
     body = fixture_json("openai_compatible/gemini_openai_compat_tool_call_empty_id.json")
     assert OpenAIChatFormat().parse_response(body) == WIRE.parse_response(body)
+
+
+def test_no_usage_is_unknown_usage() -> None:
+    """A body or stream without usage (llama-cpp-python's streams) is ``reported=False``, not zero."""
+    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
+    streamed = decode_events(WIRE, [("", chunk), ("", "[DONE]")])
+    assert streamed.text == "hi" and streamed.usage == Usage(reported=False)
+    for usage in (None, {}):
+        body = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "usage": usage}
+        assert WIRE.parse_response(body).usage == Usage(reported=False)
+    assert (Usage(1, 1) + Usage(reported=False)).reported is False

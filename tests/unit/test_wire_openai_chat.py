@@ -180,6 +180,14 @@ def test_invalid_arguments_are_kept_raw_and_sent_back_verbatim() -> None:
     assert sent["messages"][1]["tool_calls"][0]["function"]["arguments"] == raw
 
 
+def test_a_tool_only_turn_goes_back_with_null_content() -> None:
+    """OpenAI documents ``content: null`` next to tool calls (§2.5): that wire keeps it."""
+    response = WIRE.parse_response(fixture_json("openai_chat/tool_calls_parallel.json"))
+    results = [ToolResult(c.id, c.name, "ok") for c in response.tool_calls]
+    assistant = WIRE.build_body(with_results(response, *results), stream=False)["messages"][1]
+    assert assistant["content"] is None and len(assistant["tool_calls"]) == 2
+
+
 def test_usage_details() -> None:
     body = {
         "choices": [{"message": {"content": "x"}, "finish_reason": "length"}],

@@ -335,6 +335,7 @@ class Conversation:
             nested_input_tokens=nested.input_tokens,
             nested_output_tokens=nested.output_tokens,
             nested_cost_usd=nested.cost_usd,
+            usage_reported=own.usage.reported and nested.usage_reported,
         )
 
     def _fail(self, error: Exception) -> Envelope:

@@ -91,12 +91,14 @@ class Spend:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    usage_reported: bool = True
 
     def add(self, env: Envelope) -> None:
         meta = env.metadata
         self.input_tokens += meta.input_tokens
         self.output_tokens += meta.output_tokens
         self.cost_usd += meta.cost_usd
+        self.usage_reported = self.usage_reported and meta.usage_reported
 
 
 async def run_tool_calls(

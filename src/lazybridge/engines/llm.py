@@ -294,7 +294,7 @@ class LLMEngine:
         if not pricing.loaded():
             await pricing.load()
         usage = response.usage
-        cost = pricing.cost_usd(self._route.provider.price_provider, self._route.model, usage)
+        cost = pricing.cost_usd(self.provider, self._route.model, usage)
         tally.usage = tally.usage + usage
         tally.cost_usd += cost
         tally.turns += 1

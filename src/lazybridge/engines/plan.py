@@ -204,6 +204,7 @@ class _PlanRun:
         self.visits = [0] * len(plan.steps)
         self.input_tokens = self.output_tokens = 0
         self.cost = 0.0
+        self.usage_reported = True
 
     async def execute(self) -> Envelope:
         steps = self.plan.steps
@@ -250,6 +251,7 @@ class _PlanRun:
         self.input_tokens += meta.input_tokens
         self.output_tokens += meta.output_tokens
         self.cost += meta.cost_usd
+        self.usage_reported = self.usage_reported and meta.usage_reported
 
     def _result(self, env: Envelope) -> Envelope:
         m = env.metadata
@@ -262,6 +264,7 @@ class _PlanRun:
             nested_input_tokens=self.input_tokens,
             nested_output_tokens=self.output_tokens,
             nested_cost_usd=self.cost,
+            usage_reported=self.usage_reported,
         )
         return Envelope(self.start.task, self.start.context, env.payload, metadata, env.error)
 
@@ -440,5 +443,6 @@ def _as_envelope(result: Any) -> Envelope:
             nested_input_tokens=m.input_tokens if nested else m.nested_input_tokens,
             nested_output_tokens=m.output_tokens if nested else m.nested_output_tokens,
             nested_cost_usd=m.cost_usd if nested else m.nested_cost_usd,
+            usage_reported=m.usage_reported,
         ),
     )

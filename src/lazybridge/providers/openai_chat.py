@@ -14,6 +14,8 @@ OpenAI itself lives here, once:
   set only when non-empty (some servers repeat them), ``arguments`` are
   always appended;
 * streamed ``usage`` is taken from any chunk that has one, the last winning;
+  a reply with none (llama-cpp-python's streams ignore
+  ``stream_options.include_usage``) has ``Usage(reported=False)``;
 * cached-prompt counts are read from ``prompt_tokens_details.cached_tokens``
   or DeepSeek's ``prompt_cache_hit_tokens``.
 
@@ -81,6 +83,9 @@ class OpenAIChatFormat:
     reasoning_fields: ClassVar[tuple[str, ...]] = ()
     #: Send ``ToolCall.signature`` back as ``extra_content.google.thought_signature``.
     echo_signatures: ClassVar[bool] = False
+    #: ``content`` of an assistant turn that has tool calls but no text.  OpenAI
+    #: documents ``null`` (wire notes §2.5); some compatible servers refuse it.
+    empty_assistant_content: ClassVar[str | None] = None
 
     def path(self, model: str, *, stream: bool) -> str:
         return "/chat/completions"
@@ -159,7 +164,7 @@ class OpenAIChatFormat:
         extras = self._assistant_extras(message)
         if not text and not calls and not extras:
             return None
-        wire: dict[str, Any] = {"role": "assistant", "content": text or None}
+        wire: dict[str, Any] = {"role": "assistant", "content": text or self.empty_assistant_content}
         if calls:
             wire["tool_calls"] = calls
         wire.update(extras)
@@ -200,7 +205,7 @@ class OpenAIChatFormat:
         return ModelResponse(
             parts=tuple(parts),
             stop_reason=stop,
-            usage=_usage(body.get("usage") or {}),
+            usage=_usage(body.get("usage")),
             model=str(body.get("model") or ""),
             raw_stop_reason=raw,
             response_id=body.get("id"),
@@ -384,7 +389,9 @@ def _tool_calls(raw_calls: Any, *, seed: str) -> list[ToolCall]:
     return calls
 
 
-def _usage(usage: Mapping[str, Any]) -> Usage:
+def _usage(usage: Any) -> Usage:
+    if not isinstance(usage, Mapping) or not usage:
+        return Usage(reported=False)  # unknown, which is not zero
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
     # DeepSeek's own counter is authoritative where present; it also fills cached_tokens.

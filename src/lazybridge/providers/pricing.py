@@ -1,6 +1,10 @@
 """What a model call cost, in US dollars, from its token usage.
 
-Prices come from, in order:
+Prices are keyed by ``(provider, model)`` exactly as an envelope shows them
+in ``metadata.provider`` and ``metadata.model``: ``("compat", "smollm2")``
+for ``LLMEngine("compat/smollm2", base_url=...)``, ``("gemini",
+"gemini-3-flash-preview")``, ``("ollama", "llama3.2")``.  They come from, in
+order:
 
 1. :data:`OVERRIDES` -- a table for models the price package lacks, and
    anything :func:`set_price` registered;
@@ -9,12 +13,14 @@ Prices come from, in order:
    it) -- call :func:`load` from async code to do that import in a worker
    thread instead of blocking the event loop;
 3. nothing: a model nobody knows costs ``0.0`` and triggers one
-   :class:`UnknownPriceWarning` per (provider, model) per process.
+   :class:`UnknownPriceWarning` per (provider, model) per process, which
+   spells out the :func:`set_price` call that fixes it.
 
-Local servers (Ollama) are free; a ``compat/`` server's models are priced
-only by :data:`OVERRIDES`.  The price of each (provider, model) is
-looked up once and cached; for the usual flat per-token prices the cost of a
-call is then four multiplications.
+Local servers (``ollama/``) are free unless given a price; a ``compat/``
+server's models are priced only by :data:`OVERRIDES` (guessing from the
+model name could price a local model at some cloud's rate).  The price of
+each (provider, model) is looked up once and cached; for the usual flat
+per-token prices the cost of a call is then four multiplications.
 """
 
 from __future__ import annotations
@@ -27,9 +33,20 @@ from typing import Any
 import anyio.to_thread
 import attrs
 
+from ..errors import ConfigurationError
 from ..messages import Usage
+from .registry import PROVIDERS
 
-__all__ = ["OVERRIDES", "Price", "UnknownPriceWarning", "cost_usd", "load", "price_for", "set_price"]
+__all__ = [
+    "OVERRIDES",
+    "Price",
+    "UnknownPriceWarning",
+    "cost_usd",
+    "load",
+    "price_for",
+    "set_price",
+    "unknown_price_message",
+]
 
 
 class UnknownPriceWarning(UserWarning):
@@ -66,7 +83,13 @@ class Price:
 #: (provider, model) -> Price, consulted before genai-prices.  Empty today:
 #: genai-prices knows every model the registry routes by name.  Add a row when
 #: a provider ships a model before the package does (or call :func:`set_price`).
+#: Keys are ``metadata.provider`` names; rows under the older keys (``"google"``,
+#: ``"free"``, ``""``) are still read.
 OVERRIDES: dict[tuple[str, str], Price] = {}
+
+#: Other names a provider was priced under: genai-prices' ids and the keys
+#: this module used before prices were keyed by ``metadata.provider``.
+_ALIASES = {"google": "gemini", "free": "ollama", "": "compat"}
 
 _Calc = Callable[[Usage], float]
 
@@ -77,10 +100,31 @@ _prices_module: Any = None
 
 
 def set_price(provider: str, model: str, price: Price) -> None:
-    """Use ``price`` for ``model`` of ``provider`` from now on (overrides genai-prices)."""
+    """Use ``price`` for ``model`` of ``provider`` from now on (overrides genai-prices).
+
+    ``provider`` and ``model`` are spelled as envelopes show them in
+    ``metadata.provider`` / ``metadata.model`` -- for ``"compat/smollm2"``
+    that is ``set_price("compat", "smollm2", Price(input=0.0, output=0.0))``.
+    Raises :class:`~lazybridge.errors.ConfigurationError` for a provider
+    LazyBridge does not know, or a ``price`` that is not a :class:`Price`.
+    """
+    name = _canonical(provider)
+    if name not in PROVIDERS:
+        raise ConfigurationError(
+            f"provider must be one of {', '.join(map(repr, PROVIDERS))} (as envelope.metadata.provider "
+            f"shows it), not {provider!r}"
+        )
+    if not isinstance(price, Price):
+        raise ConfigurationError(f"price must be a lazybridge.providers.Price, not {type(price).__name__}")
     with _lock:
-        OVERRIDES[(provider, model)] = price
-        _cache.pop((provider, model), None)
+        OVERRIDES[(name, model)] = price
+        _cache.pop((name, model), None)
+
+
+def _canonical(provider: str | None) -> str:
+    """``provider`` as ``metadata.provider`` spells it (``None``, the old key of ``compat``, too)."""
+    name = "" if provider is None else provider
+    return _ALIASES.get(name, name)
 
 
 def _import_prices() -> Any:
@@ -107,13 +151,17 @@ async def load() -> None:
         await anyio.to_thread.run_sync(_import_prices, abandon_on_cancel=True)
 
 
-def _lookup(provider: str | None, model: str) -> _Calc | None:
-    override = OVERRIDES.get((provider or "", model))
-    if override is not None:
-        return override.cost
-    if provider == "free":
+def _lookup(name: str, model: str) -> _Calc | None:
+    known = PROVIDERS.get(name)
+    price_id = known.price_provider if known is not None else name
+    old_keys = [old for old, new in _ALIASES.items() if new == name]
+    for key in (name, *old_keys):
+        override = OVERRIDES.get((key, model))
+        if override is not None:
+            return override.cost
+    if price_id == "free":
         return _free
-    if provider is None:
+    if price_id is None:
         # An arbitrary OpenAI-compatible server: guessing from the model name
         # alone could price a local model at some cloud's rate.
         return None
@@ -121,7 +169,7 @@ def _lookup(provider: str | None, model: str) -> _Calc | None:
     try:
         # The public entry point, once with zero usage, for the model's current prices.
         calculation = genai_prices.calc_price(
-            genai_prices.Usage(input_tokens=0, output_tokens=0), model, provider_id=provider
+            genai_prices.Usage(input_tokens=0, output_tokens=0), model, provider_id=price_id
         )
     except LookupError:
         return None
@@ -167,13 +215,17 @@ def _tiered(genai_prices: Any, prices: Any) -> _Calc:
 
 
 def price_for(provider: str | None, model: str) -> _Calc | None:
-    """The cost function of ``model`` (cached), or ``None`` if nobody knows its price."""
-    key = (provider or "", model)
+    """The cost function of ``model`` (cached), or ``None`` if nobody knows its price.
+
+    ``provider`` is the ``metadata.provider`` name (``"compat"``, ``"gemini"``
+    ...); the older keys (``None``, ``"google"``, ``"free"``) are accepted too.
+    """
+    key = (_canonical(provider), model)
     try:
         return _cache[key]
     except KeyError:
         pass
-    calc = _lookup(provider, model)
+    calc = _lookup(*key)
     with _lock:
         _cache[key] = calc
     return calc
@@ -184,13 +236,17 @@ def cost_usd(provider: str | None, model: str, usage: Usage) -> float:
     calc = price_for(provider, model)
     if calc is not None:
         return calc(usage)
-    key = (provider or "", model)
+    key = (_canonical(provider), model)
     if key not in _warned:
         _warned.add(key)
-        warnings.warn(
-            f"no price known for model {model!r} (provider {provider or 'unknown'}): its cost is "
-            "counted as $0; register one with lazybridge.providers.pricing.set_price()",
-            UnknownPriceWarning,
-            stacklevel=2,
-        )
+        warnings.warn(unknown_price_message(*key), UnknownPriceWarning, stacklevel=2)
     return 0.0
+
+
+def unknown_price_message(provider: str, model: str) -> str:
+    """What :class:`UnknownPriceWarning` says: the price is unknown, and the call that sets it."""
+    return (
+        f"no price known for model {model!r} of provider {provider!r}, so its calls are counted as $0. "
+        "Set one (USD per million tokens) with: from lazybridge.providers import Price, set_price; "
+        f"set_price({provider!r}, {model!r}, Price(input=..., output=...))"
+    )

@@ -42,7 +42,8 @@ class Provider:
     key_env: tuple[str, ...]
     base_url_env: tuple[str, ...]
     key_required: bool = True
-    #: The provider id genai-prices knows it by (``None``: let it guess; ``"free"``: local).
+    #: The provider id genai-prices knows it by (``None``: priced only by ``set_price``;
+    #: ``"free"``: local).  Prices themselves are keyed by ``name``, see :mod:`.pricing`.
     price_provider: str | None = None
 
 
@@ -115,7 +116,7 @@ _KNOWN = (
     "claude-* (Anthropic), gpt-* and o<digit>* such as o3-mini (OpenAI), "
     "gemini-* (Gemini), deepseek-* (DeepSeek); or name the provider explicitly: "
     "openai/<model>, anthropic/<model>, google/<model>, deepseek/<model>, "
-    "ollama/<model>, compat/<model> with base_url="
+    "ollama/<model>, compat/<model> with {base_url}"
 )
 
 
@@ -142,8 +143,12 @@ class Route:
         return f"no API key for {self.provider.title} ({self.model!r}): pass api_key= or set {names}"
 
 
-def resolve(model: str, *, base_url: str | None = None) -> Route:
-    """The :class:`Route` for ``model``; raises ``ConfigurationError`` for an unknown one."""
+def resolve(model: str, *, base_url: str | None = None, base_url_name: str = "base_url=") -> Route:
+    """The :class:`Route` for ``model``; raises ``ConfigurationError`` for an unknown one.
+
+    ``base_url_name`` is how error messages name the base-URL setting: the
+    keyword for Python callers, ``--base-url`` for the command line.
+    """
     if not isinstance(model, str) or not model.strip():
         raise ConfigurationError(
             f"model must be a non-empty string such as 'claude-haiku-4-5', not {model!r}"
@@ -162,13 +167,21 @@ def resolve(model: str, *, base_url: str | None = None) -> Route:
                 provider_name = candidate
                 break
     if provider_name is None:
-        raise ConfigurationError(f"unknown model {model!r}: known models are {_KNOWN}")
+        raise ConfigurationError(
+            f"unknown model {model!r}: known models are {_KNOWN.format(base_url=base_url_name)}"
+        )
     provider = PROVIDERS[provider_name]
     url = base_url or _env(provider.base_url_env) or provider.default_base_url
     if not url:
-        raise ConfigurationError(f"model {model!r} needs base_url= (the server's OpenAI-compatible base URL)")
+        raise ConfigurationError(
+            f"model {model!r} needs {base_url_name} (the server's OpenAI-compatible base URL, "
+            "such as http://localhost:8080/v1)"
+        )
     if not url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"base_url must start with http:// or https://, not {url!r}")
+        setting = (
+            base_url_name.rstrip("=") if base_url else f"the base URL in {' or '.join(provider.base_url_env)}"
+        )
+        raise ConfigurationError(f"{setting} must start with http:// or https://, not {url!r}")
     return Route(provider, name, url.rstrip("/"))
 
 

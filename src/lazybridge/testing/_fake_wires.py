@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .fake_provider import RecordedRequest, Reply
 
-__all__ = ["WIRES", "error_body"]
+__all__ = ["CHAT_SERVERS", "WIRES", "error_body", "server_problem"]
+
+#: The OpenAI-compatible servers whose quirks the fake can imitate.
+CHAT_SERVERS = ("openai", "llama-cpp-python")
 
 
 def _pieces(text: str) -> list[str]:
@@ -74,6 +77,26 @@ def error_body(wire: str, reply: Reply) -> dict[str, Any]:
             "code": reply.kind or codes.get(status),
         }
     }
+
+
+def server_problem(server: str, request: RecordedRequest) -> tuple[int, str] | None:
+    """The status and message ``server`` answers a chat-completions request with, if it refuses it.
+
+    llama-cpp-python 0.3.x validates messages with pydantic models whose
+    assistant ``content`` is a plain string: ``null`` (or a list) fails
+    validation, and its error handler turns that into a 500.
+    """
+    if server != "llama-cpp-python":
+        return None
+    for index, message in enumerate(request.body.get("messages") or ()):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            content = message.get("content")
+            if not isinstance(content, str):
+                return 500, (
+                    f"messages.{index}.content: Input should be a valid string "
+                    f"(got {type(content).__name__})"
+                )
+    return None
 
 
 # -- the three wire formats, server side ---------------------------------------------
@@ -211,7 +234,7 @@ class _OpenAI:
                     "finish_reason": "tool_calls" if reply.tool_calls else "stop",
                 }
             ],
-            "usage": _OpenAI.usage(reply),
+            **({"usage": _OpenAI.usage(reply)} if reply.usage else {}),
         }
 
     @staticmethod
@@ -249,7 +272,8 @@ class _OpenAI:
             for half in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
                 out.append(chunk({"tool_calls": [{"index": n, "function": {"arguments": half}}]}))
         out.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
-        out.append("data: " + json.dumps({**head, "choices": [], "usage": _OpenAI.usage(reply)}))
+        if reply.usage:
+            out.append("data: " + json.dumps({**head, "choices": [], "usage": _OpenAI.usage(reply)}))
         out.append("data: [DONE]")
         return out
 

@@ -16,7 +16,13 @@ Replies are scripted per test with :meth:`FakeProvider.push` (a queue, per
 model or shared) or a ``respond`` function; without a script it answers
 ``"<model> says: <the last user message>"``.  A :class:`Reply` can also be
 an error status with the provider's error body and headers, a delay, a
-stream cut or stalled mid-way, or a raw (invalid) body.
+stream cut or stalled mid-way, a reply without usage, or a raw (invalid) body.
+
+The chat-completions endpoint can also act like a particular compatible
+server (``chat_server=``); today ``"llama-cpp-python"``: like its 0.3.x
+server it answers an assistant message whose ``content`` is not a string
+(OpenAI's ``null`` next to tool calls) with a 500, and its streams carry no
+usage.
 
 Every request is recorded (:attr:`FakeProvider.requests`): path, JSON body,
 header *names*, and whether an API key was sent -- keys themselves are never
@@ -40,7 +46,7 @@ from typing import Any
 import anyio
 import attrs
 
-from ._fake_wires import WIRES, error_body
+from ._fake_wires import CHAT_SERVERS, WIRES, error_body, server_problem
 
 __all__ = ["FakeProvider", "RecordedRequest", "Reply"]
 
@@ -69,6 +75,8 @@ class Reply:
         stall_after: a stream goes silent after this many events (until the client leaves).
         body: raw bytes sent as the body instead (with ``content_type``).
         input_tokens, output_tokens: the usage reported.
+        usage: ``False`` to report no usage at all, as some local servers do
+            (chat-completions only).
     """
 
     text: str = ""
@@ -86,6 +94,7 @@ class Reply:
     content_type: str = "application/json"
     input_tokens: int = 12
     output_tokens: int = 7
+    usage: bool = True
 
     @classmethod
     def error(
@@ -141,6 +150,8 @@ class FakeProvider:
         replies: replies answered in order, before the default answer.
         respond: ``fn(request) -> Reply | str`` used when the queues are empty.
         latency: seconds every answer waits before starting (like ``Reply.delay``).
+        chat_server: ``"openai"`` (the default) or ``"llama-cpp-python"``: which
+            server's quirks the chat-completions endpoint has (see the module doc).
     """
 
     def __init__(
@@ -149,9 +160,13 @@ class FakeProvider:
         *,
         respond: Callable[[RecordedRequest], Reply | str] | None = None,
         latency: float = 0.0,
+        chat_server: str = "openai",
     ) -> None:
+        if chat_server not in CHAT_SERVERS:
+            raise ValueError(f"chat_server must be one of {', '.join(CHAT_SERVERS)}, not {chat_server!r}")
         self.respond = respond
         self.latency = latency
+        self.chat_server = chat_server
         self._lock = threading.Lock()
         self._queues: dict[str | None, deque[Reply]] = {}
         self.requests: list[RecordedRequest] = []
@@ -179,6 +194,7 @@ class FakeProvider:
             self.disconnects = 0
             self.respond = None
             self.latency = 0.0
+            self.chat_server = "openai"
         self.disconnected.clear()
         self.received.clear()
 
@@ -246,7 +262,15 @@ class FakeProvider:
         # What the real API refuses before any model runs (the script is kept).
         check = getattr(WIRES[wire], "check", None)
         problem = check(request) if check is not None else None
-        reply = Reply.error(400, problem) if problem is not None else self._next_reply(request)
+        quirk = server_problem(self.chat_server, request) if wire == "openai" else None
+        if problem is not None:
+            reply = Reply.error(400, problem)
+        elif quirk is not None:
+            reply = Reply.error(*quirk)
+        else:
+            reply = self._next_reply(request)
+            if wire == "openai" and request.stream and self.chat_server == "llama-cpp-python":
+                reply = attrs.evolve(reply, usage=False)  # it ignores stream_options.include_usage
         await self._answer(request, reply, receive, send)
 
     async def _answer(self, request: RecordedRequest, reply: Reply, receive: Receive, send: Send) -> None:

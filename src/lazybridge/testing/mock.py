@@ -43,7 +43,10 @@ class ScriptedEngine:
     (raised, so the agent turns it into an error envelope).
 
     ``delay`` seconds are slept before answering (cancellable, like a real
-    request).  Every task is recorded in :attr:`calls`.
+    request).  Every task is recorded in :attr:`calls`.  Each answer's
+    metadata carries ``model``, ``provider``, the token counts and
+    ``cost_usd`` given, and ``usage_reported`` (``False`` acts like a
+    provider that sent no usage).
     """
 
     #: It answers from the script: no tools called, no output parsed, no memory kept.
@@ -59,6 +62,7 @@ class ScriptedEngine:
         input_tokens: int = 0,
         output_tokens: int = 0,
         cost_usd: float = 0.0,
+        usage_reported: bool = True,
     ) -> None:
         self.responses = responses
         self.delay = delay
@@ -70,6 +74,7 @@ class ScriptedEngine:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=cost_usd,
+            usage_reported=usage_reported,
         )
         self.calls: list[str] = []
         self._position = 0
@@ -171,6 +176,7 @@ class MockAgent(Agent):
         input_tokens: int = 0,
         output_tokens: int = 0,
         cost_usd: float = 0.0,
+        usage_reported: bool = True,
         session: Session | None = None,
         verbose: bool = False,
         timeout: float | None = None,
@@ -184,6 +190,7 @@ class MockAgent(Agent):
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cost_usd=cost_usd,
+                usage_reported=usage_reported,
             ),
             name=name,
             description=description,
