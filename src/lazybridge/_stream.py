@@ -8,20 +8,18 @@ stack corruption"), and closing it is an ordinary ``await stream.aclose()``.
 
 from __future__ import annotations
 
-import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from . import events
-from ._ids import new_run_id
-from .agent import _finish, finish_data
+from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
 from .envelope import Envelope, EnvelopeMetadata
 from .events import RunContext
 
 if TYPE_CHECKING:
-    from .agent import AgentBase
+    from ._run import AgentBase
 
 
 class EngineStream(Protocol):
@@ -105,9 +103,7 @@ class AgentStream:
         self._task = Envelope.from_task(task, context)
         self._inner: EngineStream | None = None
         self._ctx: RunContext | None = None
-        self._run_id = ""
         self._deadline: float | None = None
-        self._started = 0.0
         self._closed = False
         self.envelope: Envelope | None = None
 
@@ -136,15 +132,9 @@ class AgentStream:
 
     def _start(self) -> None:
         agent = self._agent
-        self._run_id = new_run_id()
-        ctx = self._ctx = events.child_context(self._run_id, agent.name, extra_sinks=agent._sinks)
-        self._started = time.perf_counter()
+        ctx = self._ctx = begin_run(agent, self._task)
         if agent.timeout is not None:
             self._deadline = anyio.current_time() + agent.timeout
-        if ctx.sinks:
-            ctx.emit(
-                events.AGENT_START, task=self._task.task, model=agent.model, agent_kind=type(agent).__name__
-            )
         engine = getattr(agent, "engine", None)
         stream = getattr(engine, "stream", None)
         if callable(stream):
@@ -163,8 +153,7 @@ class AgentStream:
                 with anyio.move_on_at(self._deadline) as scope:
                     delta = await inner.__anext__()
                 if scope.cancelled_caught:
-                    timeout = self._agent.timeout or 0.0
-                    error = TimeoutError(f"agent {self._agent.name!r} exceeded its timeout of {timeout:g}s")
+                    error = agent_timeout(self._agent)
                     settled = True
                     await self._settle(Envelope.error_envelope(error, metadata=self._metadata()))
                     raise error
@@ -185,17 +174,14 @@ class AgentStream:
 
     def _metadata(self) -> EnvelopeMetadata:
         assert self._ctx is not None
-        return self._agent._spent_metadata(self._ctx)
+        return spent_metadata(self._agent, self._ctx)
 
     async def _settle(self, result: Envelope) -> None:
         if self._inner is not None:
             await self._inner.aclose()
-        latency_ms = (time.perf_counter() - self._started) * 1000.0
-        self.envelope = _finish(result, self._task, self._run_id, self._agent.name, latency_ms)
+        assert self._ctx is not None
+        self.envelope = end_run(self._agent, self._ctx, self._task, result)
         self._closed = True
-        ctx = self._ctx
-        if ctx is not None and ctx.sinks:
-            ctx.emit(events.AGENT_FINISH, agent_kind=type(self._agent).__name__, **finish_data(self.envelope))
 
     async def aclose(self) -> None:
         """Stop the stream and close its HTTP response (idempotent).
@@ -205,6 +191,10 @@ class AgentStream:
         Cancellation: the closing is shielded (bounded to 5 s): the response
         is closed even when the caller is being cancelled.
         """
+        if self._ctx is not None and self.envelope is None and not self._closed:
+            # Stopped before its end (closed early, or cancelled): the run still
+            # reports what it spent, like any run cancelled from outside.
+            cancel_run(self._agent, self._ctx, self._task)
         self._closed = True
         if self._inner is not None:
             await self._inner.aclose()

@@ -18,8 +18,8 @@ import sys
 from typing import Any
 
 from . import events
+from ._redact import redact_text
 from .events import Event
-from .session.redact import redact_text
 
 _SNIPPET = 60
 

@@ -82,6 +82,7 @@ class RunContext:
         "parent_run_id",
         "run_id",
         "sinks",
+        "started",
     )
 
     def __init__(
@@ -101,6 +102,7 @@ class RunContext:
         self.sinks = sinks
         self.parent = parent
         self._owner: RunContext | None = None  # None: this context keeps its own counters
+        self.started = 0.0  # time.perf_counter() at the run's start (see lazybridge._scope)
         self.input_tokens = self.output_tokens = 0
         self.nested_input_tokens = self.nested_output_tokens = 0
         self.cost_usd = self.nested_cost_usd = 0.0

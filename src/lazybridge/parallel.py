@@ -10,8 +10,10 @@ import anyio
 
 from . import events
 from ._cancellation import is_stray_cancellation
+from ._checks import check_timeout
 from ._ids import new_run_id
-from .agent import AgentBase, check_agents, check_timeout, finish_data
+from ._run import AgentBase, check_agents
+from ._scope import finish_data
 from .envelope import Envelope, EnvelopeMetadata, branch_labels
 from .errors import ConfigurationError
 from .events import RunContext

@@ -17,17 +17,15 @@ Checked at construction, before any model is called:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from ..agent import AgentBase
+from .._run import AgentBase
 from ..errors import PlanCompileError
 from ..tools import Tool
+from ._step import Step
 from .sentinels import Sentinel
-
-if TYPE_CHECKING:
-    from .plan import Step
 
 
 @attrs.frozen
@@ -46,8 +44,6 @@ class CompiledPlan:
 
 
 def compile_plan(steps: Sequence[Any], max_iterations: object) -> CompiledPlan:
-    from .plan import Step
-
     if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
         raise PlanCompileError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
     if not steps:

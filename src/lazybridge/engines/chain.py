@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .plan import Plan, Step
 
 if TYPE_CHECKING:
-    from ..agent import AgentBase
+    from .._run import AgentBase
 
 
 def chain_plan(stages: Sequence[AgentBase]) -> Plan:
