@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -84,13 +89,26 @@ def _interrupt_main_thread_when(started: threading.Event) -> threading.Thread:
     return sender
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt for the test, as in a terminal.
+
+    A process started in the background by a non-interactive shell inherits
+    SIGINT *ignored*; then no loop installs a handler and a real SIGINT is
+    dropped, so these tests would hang for a reason that is not the library's.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _sync_threads() -> list[threading.Thread]:
     """Worker threads of sync calls that have not ended (is_alive() is not trusted: on 3.11 an
     interrupted join can mark a running thread stopped; a thread leaves enumerate() when it ends)."""
     return [t for t in threading.enumerate() if t.name == "lazybridge-sync"]
 
 
-def test_ctrl_c_during_a_sync_call_inside_trio_cancels_the_run_and_leaves_no_thread() -> None:
+def test_ctrl_c_during_a_sync_call_inside_trio_cancels_the_run_and_leaves_no_thread(ctrl_c_raises: None) -> None:
     started = threading.Event()
     hang = _Hang(started)
     slow = Agent.parallel(MockAgent(hang, name="a"), MockAgent(hang, name="b"))
@@ -106,7 +124,7 @@ def test_ctrl_c_during_a_sync_call_inside_trio_cancels_the_run_and_leaves_no_thr
     assert _sync_threads() == []
 
 
-def test_ctrl_c_during_a_sync_call_inside_a_running_asyncio_loop_cancels_the_run() -> None:
+def test_ctrl_c_during_a_sync_call_inside_a_running_asyncio_loop_cancels_the_run(ctrl_c_raises: None) -> None:
     """As in a notebook cell: the kernel's loop runs, Ctrl-C raises KeyboardInterrupt in the main thread."""
     started = threading.Event()
     hang = _Hang(started)
@@ -127,7 +145,7 @@ def test_ctrl_c_during_a_sync_call_inside_a_running_asyncio_loop_cancels_the_run
     assert _sync_threads() == []
 
 
-def test_ctrl_c_during_a_sync_call_in_a_plain_script_cancels_the_run() -> None:
+def test_ctrl_c_during_a_sync_call_in_a_plain_script_cancels_the_run(ctrl_c_raises: None) -> None:
     started = threading.Event()
     hang = _Hang(started)
     slow = Agent.parallel(MockAgent(hang, name="a"), MockAgent(hang, name="b"))
@@ -136,3 +154,26 @@ def test_ctrl_c_during_a_sync_call_in_a_plain_script_cancels_the_run() -> None:
         slow("t")
     sender.join()
     assert hang.cancelled == 2
+
+
+DRIVER = Path(__file__).with_name("ctrl_c_driver.py")
+
+
+@pytest.mark.parametrize("host", ["script", "asyncio", "trio"])
+def test_ctrl_c_never_hangs_a_sync_call_and_always_cancels_every_branch(host: str) -> None:
+    """Stress: 40 processes each Ctrl-C a two-branch sync call the moment both branches wait.
+
+    In a plain script this hung about one run in four before the loop was given
+    a signal wakeup fd (see run_sync).  Every run must exit, with both branches
+    cancelled before KeyboardInterrupt reached the caller, and no worker thread left.
+    """
+    done = subprocess.run(
+        [sys.executable, str(DRIVER), host, "40", "10"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["hung"] == 0, summary
+    assert summary["bad"] == [], summary
