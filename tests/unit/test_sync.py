@@ -108,7 +108,9 @@ def _sync_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "lazybridge-sync"]
 
 
-def test_ctrl_c_during_a_sync_call_inside_trio_cancels_the_run_and_leaves_no_thread(ctrl_c_raises: None) -> None:
+def test_ctrl_c_during_a_sync_call_inside_trio_cancels_the_run_and_leaves_no_thread(
+    ctrl_c_raises: None,
+) -> None:
     started = threading.Event()
     hang = _Hang(started)
     slow = Agent.parallel(MockAgent(hang, name="a"), MockAgent(hang, name="b"))
