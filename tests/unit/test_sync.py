@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -179,3 +180,43 @@ def test_ctrl_c_never_hangs_a_sync_call_and_always_cancels_every_branch(host: st
     summary = json.loads(done.stdout)
     assert summary["hung"] == 0, summary
     assert summary["bad"] == [], summary
+
+
+def test_a_sync_call_leaves_the_signal_configuration_as_it_found_it() -> None:
+    """The wakeup fd a plain-script call sets for its run is removed; one set before is
+    restored, and a signal that arrives meanwhile still reaches it."""
+    receive, send = socket.socketpair()
+    receive.setblocking(False)
+    send.setblocking(False)
+    handler = signal.getsignal(signal.SIGINT)
+    got: list[int] = []
+    previous_usr1 = signal.signal(signal.SIGUSR1, lambda signum, frame: got.append(signum))
+    before = signal.set_wakeup_fd(send.fileno())
+
+    async def raise_usr1(task: str) -> str:
+        signal.raise_signal(signal.SIGUSR1)
+        return "ok"
+
+    try:
+        assert panel()("t").text() == "[a]\na\n\n[b]\nb"  # type: ignore[operator]
+        assert MockAgent(raise_usr1)("t").text() == "ok"
+    finally:
+        after = signal.set_wakeup_fd(before)
+        signal.signal(signal.SIGUSR1, previous_usr1)
+    try:
+        assert after == send.fileno()
+        assert signal.getsignal(signal.SIGINT) is handler
+        assert got == [signal.SIGUSR1]
+        assert receive.recv(16) == bytes([signal.SIGUSR1])  # forwarded during the run
+    finally:
+        receive.close()
+        send.close()
+
+
+def test_a_sync_call_from_a_thread_other_than_the_main_one() -> None:
+    """Off the main thread signals cannot be set up; the call works and touches none."""
+    out: list[str] = []
+    worker = threading.Thread(target=lambda: out.append(panel()("t").text()))  # type: ignore[operator]
+    worker.start()
+    worker.join()
+    assert out == ["[a]\na\n\n[b]\nb"]
