@@ -12,9 +12,13 @@ thread is left behind when the call returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -60,6 +64,73 @@ async def _run_and_clean(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...])
             await aclose()
 
 
+@contextlib.contextmanager
+def _signals_wake_this_loop() -> Iterator[None]:
+    """While it is open, a signal wakes the asyncio loop running in this (main) thread.
+
+    Why: ``anyio.run`` on asyncio uses :class:`asyncio.Runner`, which handles
+    SIGINT with :func:`signal.signal` and sets no wakeup fd.  A signal is first
+    only noted by CPython's C-level handler; the Python one (which cancels the
+    run) runs when the main thread next executes bytecode.  When the signal
+    lands in the instant between the loop releasing the GIL and blocking in
+    ``epoll_wait``, nothing wakes the loop -- with every branch waiting on the
+    network or a tool, it never wakes.  A wakeup fd makes the C-level handler
+    write a byte to a socket this loop watches.
+
+    Off the main thread (where no signal handler runs) or on a loop that cannot
+    watch sockets (the Windows proactor, which sets its own wakeup fd) it does
+    nothing.  A wakeup fd that was already set gets every byte forwarded and
+    is restored on exit, so the process's signal configuration is unchanged.
+    """
+    loop = asyncio.get_running_loop()
+    receive, send = socket.socketpair()
+    receive.setblocking(False)
+    send.setblocking(False)
+    previous = -1
+
+    def drain() -> None:
+        try:
+            data = receive.recv(4096)
+        except OSError:  # nothing to read after all
+            return
+        if previous != -1 and data:
+            try:
+                os.write(previous, data)  # its owner reads signal numbers from it
+            except OSError:
+                pass  # full, closed or not writable with os.write: as if it were never set
+
+    try:
+        loop.add_reader(receive.fileno(), drain)
+    except NotImplementedError:
+        receive.close()
+        send.close()
+        yield
+        return
+    try:
+        previous = signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread of the main interpreter
+        loop.remove_reader(receive.fileno())
+        receive.close()
+        send.close()
+        yield
+        return
+    try:
+        yield
+    finally:
+        # CPython cannot report the previous fd's warn_on_full_buffer; asyncio
+        # and Trio, the usual owners of a wakeup fd, both set it to False.
+        signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
+        loop.remove_reader(receive.fileno())
+        drain()
+        receive.close()
+        send.close()
+
+
+async def _run_in_this_thread(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+    with _signals_wake_this_loop():
+        return await _run_and_clean(fn, args)
+
+
 def run_sync(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``await fn(*args)`` to completion from synchronous code.
 
@@ -68,10 +139,33 @@ def run_sync(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     cancelled -- and waits for that before re-raising.  Interrupting it a
     second time while it waits gives up waiting (the worker thread, if any,
     then finishes the cancellation on its own).
+
+    A SIGINT is acted on however it is timed: in a plain script the loop
+    gets a signal wakeup fd for the call (the one set before, if any, is
+    restored afterwards and sees every signal meanwhile); when the calling
+    thread already runs a loop it waits for the worker in short slices.  Called
+    from a thread other than the main one (where Python never runs signal
+    handlers) it changes nothing about signals.
     """
     if not _thread_runs_event_loop():
-        return anyio.run(_run_and_clean, fn, args, backend=BACKEND)
+        return anyio.run(_run_in_this_thread, fn, args, backend=BACKEND)
     return _run_on_worker(fn, args)
+
+
+#: Seconds the calling thread blocks at a time while it waits for a worker.
+WAIT_SLICE = 0.1
+
+
+def _wait(event: threading.Event) -> None:
+    """Wait for ``event`` in slices, so a signal is never left pending.
+
+    A signal that lands just before the thread blocks on the lock is only noted
+    by the C-level handler; its Python handler (which raises KeyboardInterrupt)
+    runs when the thread next executes bytecode -- at the end of the slice
+    rather than when the run ends, which may be never.
+    """
+    while not event.wait(WAIT_SLICE):
+        pass
 
 
 class _Interrupted(Exception):
@@ -105,20 +199,20 @@ def _run_on_worker(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
     thread = threading.Thread(target=worker, name="lazybridge-sync", daemon=True)
     try:
         thread.start()
-        done.wait()
+        _wait(done)
     except BaseException:
         # Interrupted while waiting: cancel the run on the worker's own loop
         # and wait for it to wind down, so nothing keeps running.
         if thread.ident is None:
             raise  # interrupted before the thread began: nothing runs
-        started.wait()
+        _wait(started)
         if handle:
             scope, token = handle[0]
             try:
                 anyio.from_thread.run_sync(scope.cancel, token=token)
             except anyio.RunFinishedError:
                 pass  # it had just finished
-        done.wait()
+        _wait(done)
         thread.join()
         raise
     thread.join()  # the run has ended; the thread is only exiting
