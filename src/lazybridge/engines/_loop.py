@@ -456,7 +456,10 @@ class LLMStream:
                 stream=True,
             )
         self._started = time.perf_counter()
-        return await _http.open_stream(endpoint, request)
+        on_retry = None
+        if self._run.sinks:
+            on_retry = engine._retry_reporter(self._run, conversation.tally.turns + 1, stream=True)
+        return await _http.open_stream(endpoint, request, on_retry=on_retry)
 
     async def _end_of_turn(self, conversation: Conversation, stream: EventStream) -> Envelope | None:
         response = self.response = stream.finish()

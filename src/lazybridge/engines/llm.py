@@ -284,11 +284,32 @@ class LLMEngine:
                 stream=False,
             )
         started = time.perf_counter()
-        response = await _http.complete(endpoint, request)
+        on_retry = self._retry_reporter(run, turn, stream=False) if traced else None
+        response = await _http.complete(endpoint, request, on_retry=on_retry)
         cost = await self._account(response, tally)
         if traced:
             self._emit_response(run, response, turn, cost, started)
         return response
+
+    def _retry_reporter(self, run: RunContext, turn: int, *, stream: bool) -> _http.OnRetry:
+        """An ``on_retry`` for the HTTP layer that emits ``model_retry`` events to ``run``."""
+
+        def report(notice: _http.RetryNotice) -> None:
+            error = notice.error
+            run.emit(
+                events.MODEL_RETRY,
+                model=self._route.model,
+                provider=self.provider,
+                turn=turn,
+                stream=stream,
+                attempt=notice.attempt,
+                wait_s=notice.wait,
+                reason=f"{type(error).__name__}: {error}",
+                error_type=type(error).__name__,
+                status_code=error.status_code,
+            )
+
+        return report
 
     async def _account(self, response: ModelResponse, tally: _Tally) -> float:
         if not pricing.loaded():
