@@ -69,6 +69,10 @@ class Reply:
         stall_after: a stream goes silent after this many events (until the client leaves).
         body: raw bytes sent as the body instead (with ``content_type``).
         input_tokens, output_tokens: the usage reported.
+        stop_reason: the provider's stop reason, instead of the usual one
+            (Anthropic ``"pause_turn"``).
+        blocks: Anthropic content blocks sent as is before the text
+            (server-tool blocks such as ``server_tool_use``).
     """
 
     text: str = ""
@@ -86,6 +90,8 @@ class Reply:
     content_type: str = "application/json"
     input_tokens: int = 12
     output_tokens: int = 7
+    stop_reason: str | None = None
+    blocks: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def error(
