@@ -35,7 +35,9 @@ RESULTS: dict[str, Any] = {
 
 
 def paused(text: str = "Let me look that up. ") -> Reply:
-    return Reply(text=text, blocks=(SEARCH, RESULTS), stop_reason="pause_turn", input_tokens=30, output_tokens=5)
+    return Reply(
+        text=text, blocks=(SEARCH, RESULTS), stop_reason="pause_turn", input_tokens=30, output_tokens=5
+    )
 
 
 async def answer(a: Agent, stream: bool) -> str:
@@ -61,7 +63,10 @@ async def test_a_paused_turn_is_sent_back_as_is_and_continued(
     messages = fake.requests[1].body["messages"]
     assert messages == [
         {"role": "user", "content": [{"type": "text", "text": "Weather in Rome?"}]},
-        {"role": "assistant", "content": [SEARCH, RESULTS, {"type": "text", "text": "Let me look that up. "}]},
+        {
+            "role": "assistant",
+            "content": [SEARCH, RESULTS, {"type": "text", "text": "Let me look that up. "}],
+        },
     ]
 
 
