@@ -86,7 +86,21 @@ class ReasoningPart:
     redacted: str | None = None
 
 
-Part = TextPart | ImagePart | ToolCall | ToolResult | ReasoningPart
+@attrs.frozen
+class OpaquePart:
+    """A block of a reply that LazyBridge does not interpret but must send back as is.
+
+    Anthropic's server-tool blocks (``server_tool_use``,
+    ``web_search_tool_result``, ...) are the case: a turn paused with
+    ``pause_turn`` is continued by sending them back unchanged.  ``provider``
+    names the wire format that produced ``data``; others drop it.
+    """
+
+    provider: str
+    data: Mapping[str, Any]
+
+
+Part = TextPart | ImagePart | ToolCall | ToolResult | ReasoningPart | OpaquePart
 
 
 @attrs.frozen

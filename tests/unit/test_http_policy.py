@@ -101,7 +101,7 @@ def test_retry_delay_sources() -> None:
 
 
 def test_should_retry_hook() -> None:
-    """The stamina hook: provider delay used as is up to 60 s, longer ones and non-retryables refused."""
+    """The retry verdict: provider delay used as is up to 60 s, longer ones and non-retryables refused."""
     error, _ = _http.status_error(endpoint(), 429, {}, "{}")
     assert _http._should_retry(_http._Failure(error, None)) is True
     assert _http._should_retry(_http._Failure(error, 0.2)) == 0.2
@@ -109,6 +109,14 @@ def test_should_retry_hook() -> None:
     fatal, _ = _http.status_error(endpoint(), 401, {}, "{}")
     assert _http._should_retry(_http._Failure(fatal, 0.1)) is False
     assert _http._should_retry(ValueError("bug")) is False
+
+
+def test_backoff_schedule() -> None:
+    """wait(n) = min(8, 0.5 * 2 ** (n - 1) + random(0, 0.5)) seconds, as documented."""
+    for retry, low in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0)):
+        waits = [_http._backoff(retry) for _ in range(50)]
+        assert all(low <= w <= low + 0.5 for w in waits)
+    assert _http._backoff(5) == _http._backoff(30) == 8.0
 
 
 def test_secret_and_endpoint_reprs_hide_the_key() -> None:

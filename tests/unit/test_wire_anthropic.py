@@ -9,7 +9,10 @@ import pytest
 
 from lazybridge.errors import OverloadedError, ProviderError, RateLimitError, StreamError
 from lazybridge.messages import (
+    Message,
+    ModelRequest,
     ModelResponse,
+    OpaquePart,
     ReasoningPart,
     TextPart,
     ToolCall,
@@ -208,22 +211,29 @@ def test_stop_reasons(raw: str, normalized: str) -> None:
     assert WIRE.parse_response(body).stop_reason == normalized
 
 
-def test_unknown_blocks_are_ignored_and_thinking_is_kept() -> None:
+def test_server_tool_blocks_are_kept_opaque_and_go_back_as_is() -> None:
+    """Blocks we do not interpret (server tools) round-trip unchanged, in order, like thinking."""
+    server = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}
     body = {
         "content": [
             {"type": "thinking", "thinking": "hmm", "signature": "s1"},
             {"type": "redacted_thinking", "data": "blob"},
-            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+            server,
             {"type": "text", "text": "done"},
         ],
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 1, "output_tokens": 2},
     }
-    assert WIRE.parse_response(body).parts == (
+    response = WIRE.parse_response(body)
+    assert response.parts == (
         ReasoningPart("hmm", "anthropic", signature="s1"),
         ReasoningPart("", "anthropic", redacted="blob"),
+        OpaquePart("anthropic", server),
         TextPart("done"),
     )
+    history = (Message.user("q"), response.as_message())
+    sent = WIRE.build_body(ModelRequest("claude-haiku-4-5", history), stream=False)
+    assert sent["messages"][1]["content"] == body["content"]
 
 
 # -- streams ----------------------------------------------------------------------

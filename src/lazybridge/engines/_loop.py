@@ -16,6 +16,14 @@ Tool choice
     forever, so once the model has called tools the following turns send
     ``"auto"``; ``"auto"`` and ``"none"`` apply to every turn.
 
+Paused turns
+    A reply whose stop reason is ``"pause"`` (Anthropic's ``pause_turn``: a
+    server tool paused a long turn) is not an answer: the history, ending
+    with the paused assistant content as is, is sent again so the model
+    carries on.  The text of the paused replies and of the reply that ends
+    the turn make up the answer.  Each continuation is a model call and
+    counts against ``max_turns``.
+
 Turns
     ``max_turns`` bounds the model calls of a run.  When the model still
     asks for tools in call number ``max_turns`` the run ends with a
@@ -195,6 +203,7 @@ class Conversation:
         self.spend = Spend()
         self.tool_rounds = 0
         self.retries = 0
+        self.paused_text = ""  # text of paused replies (pause_turn), the start of the answer
         self.failure: Exception | None = None
 
     def _check_choice(self, choice: ToolChoice | None) -> None:
@@ -249,17 +258,34 @@ class Conversation:
         self.messages.append(response.as_message())
         calls = response.tool_calls
         if calls and (self.tools or self.tool_mode):
+            self.paused_text = ""
             return await self._tool_round(calls)
+        if response.stop_reason == "pause":
+            return self._continue_paused(response)
+        text, self.paused_text = self.paused_text + response.text, ""
         if self.output is None:
-            return self._finish(response.text)
+            return self._finish(text)
         try:
-            value = self.output.parse_text(response.text)
+            value = self.output.parse_text(text)
         except InvalidOutput as error:
             problem = error
-            if self.tool_mode and not response.text.strip():
+            if self.tool_mode and not text.strip():
                 problem = InvalidOutput([f"call the {FINAL_ANSWER} tool with your answer"])
             return self._retry(problem, forget=True)
         return self._finish(value)
+
+    def _continue_paused(self, response: ModelResponse) -> Envelope | None:
+        # The paused content is already the last message: sending the history
+        # again is how the API is asked to carry on (no user message between).
+        if self.tally.turns >= self.engine.max_turns + self.retries:
+            return self._fail(
+                MaxTurnsExceeded(
+                    f"the model's turn was still paused (pause_turn) after {self.engine.max_turns} "
+                    f"turns (max_turns={self.engine.max_turns})"
+                )
+            )
+        self.paused_text += response.text
+        return None
 
     async def _tool_round(self, calls: tuple[ToolCall, ...]) -> Envelope | None:
         invalid: dict[int, ToolResult] = {}  # by position: ids are not always unique
@@ -457,7 +483,10 @@ class LLMStream:
                 stream=True,
             )
         self._started = time.perf_counter()
-        return await _http.open_stream(endpoint, request)
+        on_retry = None
+        if self._run.sinks:
+            on_retry = engine._retry_reporter(self._run, conversation.tally.turns + 1, stream=True)
+        return await _http.open_stream(endpoint, request, on_retry=on_retry)
 
     async def _end_of_turn(self, conversation: Conversation, stream: EventStream) -> Envelope | None:
         response = self.response = stream.finish()

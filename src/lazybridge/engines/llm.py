@@ -16,7 +16,10 @@ model calls -- tools, structured output, memory -- in
 from __future__ import annotations
 
 import math
+import re
+import threading
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -33,7 +36,19 @@ from ._loop import LLMStream, LoopSettings, Tally, run_loop
 if TYPE_CHECKING:
     from ..agent import Agent, AgentBase
 
-__all__ = ["LLMEngine", "LLMStream"]
+__all__ = ["LLMEngine", "LLMStream", "ParameterNotSentWarning"]
+
+
+class ParameterNotSentWarning(UserWarning):
+    """A sampling argument given to :class:`LLMEngine` that the provider's API version will not take.
+
+    Issued once per process per (argument, API version), at construction.
+    """
+
+
+_warned_lock = threading.Lock()
+_warned: set[tuple[str, str]] = set()
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 _Tally = Tally  # usage and cost of every model call of one run
@@ -58,8 +73,14 @@ class LLMEngine:
             An unknown model raises :class:`~lazybridge.errors.ConfigurationError`.
         system: the system prompt.
         temperature, max_tokens: sampling settings sent to the model.  Anthropic's
-            API version 2026-10-21 (the one used) has no ``temperature``: it is
-            not sent to Anthropic models.
+            API version 2026-10-21 (the default) has no ``temperature``: it is
+            not sent to Anthropic models then, and a
+            :class:`ParameterNotSentWarning` says so once per process.
+        anthropic_version: the Anthropic API version (the ``anthropic-version``
+            header), an ISO date such as ``"2023-06-01"``; default
+            ``"2026-10-21"``.  Versions before 2026-10-21 still take
+            ``temperature``.  Given for a model of another provider, it raises
+            :class:`~lazybridge.errors.ConfigurationError`.
         base_url: the API's base URL; default from the provider's variable
             (``ANTHROPIC_BASE_URL``, ``OPENAI_BASE_URL``, ``GEMINI_BASE_URL``
             or ``GOOGLE_GEMINI_BASE_URL``, ``DEEPSEEK_BASE_URL``,
@@ -132,8 +153,20 @@ class LLMEngine:
         tool_timeout: float | None = None,
         max_output_retries: int = 2,
         output_mode: str = "auto",
+        anthropic_version: str | None = None,
     ) -> None:
         route = registry.resolve(model, base_url=base_url)
+        if anthropic_version is not None:
+            if not isinstance(anthropic_version, str) or not _API_VERSION.fullmatch(anthropic_version):
+                raise ConfigurationError(
+                    f"anthropic_version must be an API version date such as '2023-06-01', "
+                    f"not {anthropic_version!r}"
+                )
+            if route.provider.name != "anthropic":
+                raise ConfigurationError(
+                    f"anthropic_version= applies to Anthropic models only; {model!r} is a "
+                    f"{route.provider.title} model"
+                )
         loop = LoopSettings.create(
             max_turns=max_turns,
             tool_choice=tool_choice,
@@ -172,7 +205,9 @@ class LLMEngine:
         self.max_output_retries = loop.max_output_retries
         self.output_mode = loop.output_mode
         self._route = route
-        self._wire = registry.wire_format(route.provider.name)
+        self._wire = registry.wire_format(route.provider.name, anthropic_version=anthropic_version)
+        if self.temperature is not None and not getattr(self._wire, "sends_sampling", True):
+            _warn_not_sent("temperature", self._wire)
         self._explicit_key = Secret(api_key) if api_key else None
         self._settings: dict[str, Any] = {
             "timeout": _positive(timeout, "timeout") or _http.DEFAULT_TIMEOUT,
@@ -284,11 +319,32 @@ class LLMEngine:
                 stream=False,
             )
         started = time.perf_counter()
-        response = await _http.complete(endpoint, request)
+        on_retry = self._retry_reporter(run, turn, stream=False) if traced else None
+        response = await _http.complete(endpoint, request, on_retry=on_retry)
         cost = await self._account(response, tally, run)
         if traced:
             self._emit_response(run, response, turn, cost, started)
         return response
+
+    def _retry_reporter(self, run: RunContext, turn: int, *, stream: bool) -> _http.OnRetry:
+        """An ``on_retry`` for the HTTP layer that emits ``model_retry`` events to ``run``."""
+
+        def report(notice: _http.RetryNotice) -> None:
+            error = notice.error
+            run.emit(
+                events.MODEL_RETRY,
+                model=self._route.model,
+                provider=self.provider,
+                turn=turn,
+                stream=stream,
+                attempt=notice.attempt,
+                wait_s=notice.wait,
+                reason=f"{type(error).__name__}: {error}",
+                error_type=type(error).__name__,
+                status_code=error.status_code,
+            )
+
+        return report
 
     async def _account(self, response: ModelResponse, tally: _Tally, run: RunContext) -> float:
         if not pricing.loaded():
@@ -328,3 +384,18 @@ class LLMEngine:
         :class:`~lazybridge.engines._loop.LLMStream`.
         """
         return LLMStream(self, task, agent, run)
+
+
+def _warn_not_sent(argument: str, wire: Any) -> None:
+    """One :class:`ParameterNotSentWarning` per process per (argument, API version)."""
+    version = str(getattr(wire, "version", ""))
+    with _warned_lock:
+        if (argument, version) in _warned:
+            return
+        _warned.add((argument, version))
+    warnings.warn(
+        f"{argument}= is not sent: Anthropic API version {version} has no {argument} "
+        f"(pass anthropic_version='2023-06-01' to send it, or leave {argument}= out)",
+        ParameterNotSentWarning,
+        stacklevel=3,
+    )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 
-from ..errors import APITimeoutError, StreamError
+from ..errors import APITimeoutError, ProviderError, StreamError
 from ..messages import ModelResponse
 from .base import StreamDecoder
 
@@ -48,14 +48,29 @@ class EventStream:
     :class:`~lazybridge.errors.APITimeoutError`; one that breaks off raises
     :class:`~lazybridge.errors.StreamError`; an error event raises the
     class the wire format chose.
+
+    Retries: while no text delta has been returned yet, a stream that breaks
+    off or stalls is closed and, if ``reopen`` allows it (the request's retry
+    budget, see :mod:`lazybridge.providers._http`), read again from a new
+    response with a fresh decoder -- the caller has seen nothing, so nothing
+    is repeated.  After the first delta a failure is final: a retry would
+    repeat text the caller already has.  Error *events* are the provider's
+    answer and are never retried here.
     """
 
     def __init__(
-        self, endpoint: Endpoint, response: httpx.Response, *, release: Callable[[], None] | None = None
+        self,
+        endpoint: Endpoint,
+        response: httpx.Response,
+        *,
+        release: Callable[[], None] | None = None,
+        reopen: Callable[[ProviderError], Awaitable[httpx.Response | None]] | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._response = response
         self._release = release
+        self._reopen = reopen
+        self._delivered = False
         self._decoder: StreamDecoder = endpoint.wire.stream_decoder()
         self._pending: collections.deque[str] = collections.deque()
         self._events: AsyncGenerator[Any, None] | None = None
@@ -71,6 +86,7 @@ class EventStream:
             if self._exhausted or self._closed:
                 raise StopAsyncIteration
             await self._read_event()
+        self._delivered = True
         return self._pending.popleft()
 
     async def _read_event(self) -> None:
@@ -88,25 +104,48 @@ class EventStream:
                 done = True
                 await self.aclose()
                 return
-            except httpx.TimeoutException as exc:
-                stall = self._endpoint.stall_timeout or self._endpoint.timeout
-                raise APITimeoutError(
-                    f"{self._endpoint.provider}: the stream stalled: nothing received for {stall:g}s",
-                    provider=self._endpoint.provider,
-                ) from exc
             except httpx.TransportError as exc:
-                raise StreamError(
-                    f"{self._endpoint.provider}: the stream broke off: "
-                    f"{self._endpoint.scrub(str(exc)) or type(exc).__name__}",
-                    provider=self._endpoint.provider,
-                    retryable=True,
-                ) from exc
+                failure = self._transport_failure(exc)
+                if await self._restart(failure):
+                    done = True
+                    return
+                raise failure from exc
             event = "" if sse.event == "message" else sse.event
             self._pending.extend(self._decoder.feed(event, sse.data))
             done = True
         finally:
             if not done:
                 await self.aclose()
+
+    def _transport_failure(self, exc: httpx.TransportError) -> ProviderError:
+        if isinstance(exc, httpx.TimeoutException):
+            stall = self._endpoint.stall_timeout or self._endpoint.timeout
+            return APITimeoutError(
+                f"{self._endpoint.provider}: the stream stalled: nothing received for {stall:g}s",
+                provider=self._endpoint.provider,
+            )
+        return StreamError(
+            f"{self._endpoint.provider}: the stream broke off: "
+            f"{self._endpoint.scrub(str(exc)) or type(exc).__name__}",
+            provider=self._endpoint.provider,
+            retryable=True,
+        )
+
+    async def _restart(self, failure: ProviderError) -> bool:
+        """Read the reply again from a new response, if nothing was delivered and the budget allows.
+
+        Keeps the request's slot in the limiter.  Raises what reopening
+        raises (the last attempt's error).
+        """
+        if self._delivered or self._reopen is None or not failure.retryable:
+            return False
+        await self._close_response()
+        response = await self._reopen(failure)
+        if response is None:
+            return False
+        self._response = response
+        self._decoder = self._endpoint.wire.stream_decoder()
+        return True
 
     async def _start(self) -> AsyncGenerator[Any, None] | None:
         """The SSE events of the response; ``None`` if a server answered with plain JSON."""
@@ -160,9 +199,13 @@ class EventStream:
         self._closed = True
         if self._release is not None:
             self._release()  # the request's slot in the client's limiter
+        await self._close_response()
+
+    async def _close_response(self) -> None:
+        """Close the current HTTP response and its event reader (shielded, bounded)."""
+        events, self._events = self._events, None
         with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
             await self._response.aclose()
-            events = self._events
             if events is not None:
                 # Run the closed stream to its end (it fails at once, or yields
                 # what was already buffered), so that every async generator

@@ -19,7 +19,8 @@ Client pool
     client passed by the user is used as is and never closed here.
 
 Retry schedule
-    Retried: connection errors and timeouts, and the statuses 408, 409,
+    Retried: connection errors and timeouts, a stream that breaks off or
+    stalls before it produced any text (see :class:`EventStream`), and the statuses 408, 409,
     429, 500, 502, 503, 504 and 529 -- but not a 429 that says the quota
     or spend limit is exhausted (``insufficient_quota``, a daily Gemini
     quota).  Never retried: 400, 401, 403, 404, 413, 422 and every other
@@ -34,7 +35,14 @@ Retry schedule
     (seconds or an HTTP date), Gemini's ``RetryInfo.retryDelay`` -- which is
     used as is when it is at most 60 s.  A longer one is not waited for: the
     error comes back at once, with ``retryable=True``.  ``stamina.set_testing``
-    turns every wait to zero (the tests do).
+    turns every wait to zero (the tests do); ``stamina.set_active(False)``
+    turns retries off.
+
+    Each retry is told to the caller's ``on_retry`` (the engine emits a
+    ``model_retry`` event) and logged at INFO on the ``lazybridge.providers``
+    logger; nothing is printed unless the application configured logging.
+    The loop is LazyBridge's own, so stamina's process-wide retry hooks are
+    neither called nor changed.
 
 Errors
     Every failure is one class of the tree in :mod:`lazybridge.errors`,
@@ -47,10 +55,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import random
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -73,6 +83,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Endpoint",
     "EventStream",
+    "OnRetry",
+    "RetryNotice",
     "Secret",
     "complete",
     "open_stream",
@@ -94,6 +106,11 @@ WAIT_INITIAL = 0.5
 WAIT_MAX = 8.0
 WAIT_JITTER = 0.5
 USER_AGENT = "lazybridge/0.1"
+
+logger = logging.getLogger("lazybridge.providers")
+# The library's loggers print nothing unless the application configures
+# logging (without a handler, Python's last resort prints WARNING and above).
+logging.getLogger("lazybridge").addHandler(logging.NullHandler())
 
 
 # -- secrets -------------------------------------------------------------------
@@ -321,8 +338,25 @@ def shared_endpoint(
 # -- retries ------------------------------------------------------------------------
 
 
+@attrs.frozen
+class RetryNotice:
+    """A retry about to happen: told to the caller's ``on_retry`` before the wait.
+
+    ``attempt`` is the attempt that will follow the wait (2 for the first
+    retry), ``wait`` the seconds until it starts, ``error`` the failure that
+    caused it (its class, message and status say why).
+    """
+
+    attempt: int
+    wait: float
+    error: ProviderError
+
+
+OnRetry = Callable[[RetryNotice], None]
+
+
 class _Failure(Exception):
-    """Carries a ProviderError through stamina; unwrapped when retrying ends."""
+    """Carries a ProviderError out of one attempt, with the delay the provider named."""
 
     def __init__(self, error: ProviderError, delay: float | None = None) -> None:
         super().__init__(str(error))
@@ -331,6 +365,7 @@ class _Failure(Exception):
 
 
 def _should_retry(exc: Exception) -> bool | float:
+    """Whether a failure may be retried: ``True``, the provider's delay (seconds), or ``False``."""
     if not isinstance(exc, _Failure) or not exc.error.retryable:
         return False
     delay = exc.delay
@@ -341,52 +376,86 @@ def _should_retry(exc: Exception) -> bool | float:
     return delay
 
 
-def _attempts(endpoint: Endpoint) -> AsyncIterable[stamina.Attempt]:
-    return stamina.retry_context(
-        on=_should_retry,
-        attempts=endpoint.max_retries + 1,
-        timeout=RETRY_BUDGET,
-        wait_initial=WAIT_INITIAL,
-        wait_max=WAIT_MAX,
-        wait_jitter=WAIT_JITTER,
-        wait_exp_base=2,
-    )
+def _backoff(retry: int) -> float:
+    """The wait before retry number ``retry`` (1-based) when the provider named none."""
+    return float(min(WAIT_MAX, WAIT_INITIAL * 2 ** (retry - 1) + random.uniform(0, WAIT_JITTER)))
 
 
-async def _with_retries(endpoint: Endpoint, send: Callable[[], Awaitable[T]]) -> T:
-    """``await send()``, retried per the module's schedule by stamina.
+class _Retries:
+    """One request's retry budget, shared by every way it can fail before the caller saw output.
 
-    The first attempt runs before any retry machinery is built (most calls
-    succeed at once, and a fan-out of thousands should not pay for what it
-    does not use).  A retryable failure is then replayed as the first
-    attempt of a ``stamina.retry_context``, so every wait, cap and jitter --
-    and ``stamina.set_testing`` -- comes from stamina.
+    The loop is ours rather than ``stamina.retry_context``'s because stamina
+    reports every retry through its *process-wide* hooks -- by default a bare
+    ``stamina.retry_scheduled`` warning that lands on stderr in any program
+    that has not configured logging.  A library must stay quiet unasked and
+    must not reconfigure stamina for the rest of the process, so retries are
+    told to ``on_retry`` (the engine turns it into a ``model_retry`` event) and
+    to the ``lazybridge.providers`` logger at INFO.  stamina's switches still
+    hold: ``stamina.set_active(False)`` turns retries off and
+    ``stamina.set_testing(True)`` makes every wait zero.
     """
-    try:
-        return await send()
-    except _Failure as failure:
-        if _should_retry(failure) is False:
-            raise failure.error from failure.error.__cause__
-        replay: _Failure | None = failure
-    try:
-        async for attempt in _attempts(endpoint):
-            with attempt:
-                if replay is not None:
-                    failed, replay = replay, None
-                    raise failed
-                return await send()
-    except _Failure as failure:
-        raise failure.error from failure.error.__cause__
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    __slots__ = ("attempt", "endpoint", "first_failure", "on_retry")
+
+    def __init__(self, endpoint: Endpoint, on_retry: OnRetry | None) -> None:
+        self.endpoint = endpoint
+        self.on_retry = on_retry
+        self.attempt = 1
+        self.first_failure: float | None = None
+
+    async def wait(self, failure: _Failure) -> bool:
+        """Wait before the next attempt and return ``True``; ``False`` if ``failure`` is final.
+
+        Cancellation: the wait ends at once.
+        """
+        verdict = _should_retry(failure)
+        if verdict is False or not stamina.is_active() or self.attempt > self.endpoint.max_retries:
+            return False
+        now = anyio.current_time()
+        if self.first_failure is None:
+            self.first_failure = now
+        wait = _backoff(self.attempt) if verdict is True else float(verdict)
+        if stamina.is_testing():
+            wait = 0.0
+        if now + wait - self.first_failure > RETRY_BUDGET:
+            return False
+        self.attempt += 1
+        error = failure.error
+        logger.info(
+            "%s: retrying (attempt %d of %d) in %.2fs after %s: %s",
+            self.endpoint.provider,
+            self.attempt,
+            self.endpoint.max_retries + 1,
+            wait,
+            type(error).__name__,
+            error,
+        )
+        if self.on_retry is not None:
+            self.on_retry(RetryNotice(self.attempt, wait, error))
+        await anyio.sleep(wait)
+        return True
 
 
-async def complete(endpoint: Endpoint, request: ModelRequest) -> ModelResponse:
+async def _with_retries(retries: _Retries, send: Callable[[], Awaitable[T]]) -> T:
+    """``await send()``, retried per the module's schedule (see :class:`_Retries`)."""
+    while True:
+        try:
+            return await send()
+        except _Failure as failure:
+            if not await retries.wait(failure):
+                raise failure.error from failure.error.__cause__
+
+
+async def complete(
+    endpoint: Endpoint, request: ModelRequest, *, on_retry: OnRetry | None = None
+) -> ModelResponse:
     """Send ``request`` (non-streamed), retrying per the module's schedule.
 
     The request first waits for a slot in its client's limiter (at most
     ``limits.max_connections`` requests in flight per client) and keeps it
     through its retries.  Raises a :class:`~lazybridge.errors.ProviderError`
     subclass when every attempt failed (the last attempt's error).
+    ``on_retry`` is called before each retry's wait; it must not raise.
 
     Cancellation: the request in flight is aborted -- its connection is
     closed, not returned to the pool, so the server sees the disconnect --
@@ -399,7 +468,8 @@ async def complete(endpoint: Endpoint, request: ModelRequest) -> ModelResponse:
     borrower = object()  # a token per request, not per task: a task may hold several
     await limiter.acquire_on_behalf_of(borrower)
     try:
-        return await _with_retries(endpoint, lambda: _complete_once(endpoint, client, http_request))
+        retries = _Retries(endpoint, on_retry)
+        return await _with_retries(retries, lambda: _complete_once(endpoint, client, http_request))
     finally:
         limiter.release_on_behalf_of(borrower)
 
@@ -433,13 +503,18 @@ async def _complete_once(
 # -- streaming ----------------------------------------------------------------------
 
 
-async def open_stream(endpoint: Endpoint, request: ModelRequest) -> EventStream:
+async def open_stream(
+    endpoint: Endpoint, request: ModelRequest, *, on_retry: OnRetry | None = None
+) -> EventStream:
     """Send ``request`` streamed; the :class:`EventStream` of its reply once it answers 200.
 
-    Opening (connect, send, status) is retried like :func:`complete`; once
-    the stream is open nothing is retried.  The stream keeps its slot in the
-    client's limiter until it is closed.  The caller must
-    :meth:`EventStream.aclose` it (it closes itself when exhausted or broken).
+    Opening (connect, send, status) is retried like :func:`complete`, and so
+    is a stream whose connection breaks off or stalls before it produced its
+    first text delta (the :class:`EventStream` reopens it, within the same
+    attempts and time budget); once a delta was returned nothing is retried.
+    The stream keeps its slot in the client's limiter until it is closed.
+    The caller must :meth:`EventStream.aclose` it (it closes itself when
+    exhausted or broken).
 
     Cancellation: as for :func:`complete`; no stream is left open.
     """
@@ -447,14 +522,26 @@ async def open_stream(endpoint: Endpoint, request: ModelRequest) -> EventStream:
     http_request = endpoint.build(client, request, stream=True)
     borrower = object()
     await limiter.acquire_on_behalf_of(borrower)
+    retries = _Retries(endpoint, on_retry)
+
+    def send() -> Awaitable[httpx.Response]:
+        return _open_once(endpoint, client, http_request)
+
+    async def reopen(error: ProviderError) -> httpx.Response | None:
+        if not await retries.wait(_Failure(error)):
+            return None
+        return await _with_retries(retries, send)
+
     opened = False
     try:
-        response = await _with_retries(endpoint, lambda: _open_once(endpoint, client, http_request))
+        response = await _with_retries(retries, send)
         opened = True
     finally:
         if not opened:
             limiter.release_on_behalf_of(borrower)
-    return EventStream(endpoint, response, release=lambda: limiter.release_on_behalf_of(borrower))
+    return EventStream(
+        endpoint, response, release=lambda: limiter.release_on_behalf_of(borrower), reopen=reopen
+    )
 
 
 async def _open_once(endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

@@ -18,6 +18,7 @@ from ..messages import (
     Message,
     ModelRequest,
     ModelResponse,
+    OpaquePart,
     Part,
     ReasoningPart,
     StopReason,
@@ -57,6 +58,9 @@ class AnthropicFormat:
       ``temperature`` (and ``top_p``/``top_k``): for it and later versions the
       request's ``temperature`` is *dropped silently*, because the API would
       reject the whole call.  Older versions (``"2023-06-01"``) send it.
+    * ``pause_turn`` (a server tool paused a long turn) is stop reason
+      ``"pause"``; the loop continues it by sending the paused assistant
+      content back as is (server-tool blocks are kept as ``OpaquePart``).
     * Tool results go back as one ``user`` message whose ``tool_result``
       blocks come before any text; ``thinking`` / ``redacted_thinking`` blocks
       round-trip verbatim (with their signature) as
@@ -209,7 +213,7 @@ class AnthropicStreamDecoder:
         content = []
         for index in sorted(self._blocks):
             block = dict(self._blocks[index])
-            if block.get("type") == "tool_use" and index in self._json:
+            if block.get("type") in ("tool_use", "server_tool_use") and index in self._json:
                 block["input"] = _sse.parse_arguments("".join(self._json[index]))
             content.append(block)
         return self._wire.parse_response({**self._message, "content": content, "usage": self._usage})
@@ -257,6 +261,8 @@ def _block(part: Part, role: str) -> dict[str, Any] | None:
             if part.redacted is not None:
                 return {"type": "redacted_thinking", "data": part.redacted}
             return {"type": "thinking", "thinking": part.text, "signature": part.signature or ""}
+        if isinstance(part, OpaquePart) and part.provider == "anthropic":
+            return dict(part.data)
         return None
     if isinstance(part, ToolResult):
         block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.call_id, "content": part.content}
@@ -284,8 +290,10 @@ def _part(block: Mapping[str, Any]) -> Part | None:
         )
     if kind == "redacted_thinking":
         return ReasoningPart("", "anthropic", redacted=str(block.get("data") or ""))
-    # Server-tool blocks and future block types are opaque to us.
-    return None
+    # Server-tool blocks (server_tool_use, web_search_tool_result, ...) and future
+    # block types are opaque to us, but go back as they came: a paused turn
+    # (pause_turn) is continued from them, and a history must keep them.
+    return OpaquePart("anthropic", dict(block)) if isinstance(kind, str) and kind else None
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:

@@ -28,6 +28,7 @@ The event schema
     | ``agent_finish`` | ``ok``, ``error_type``, ``error_message``, ``model``, ``provider``, ``input_tokens``, ``output_tokens``, ``cost_usd``, ``nested_*``, ``latency_ms``, ``agent_kind`` |
     | ``model_request`` | ``model``, ``provider``, ``turn``, ... |
     | ``model_response`` | ``text``, ``model``, ``turn``, ``usage``, ``cost_usd``, ... |
+    | ``model_retry`` | ``attempt``, ``wait_s``, ``reason``, ``error_type``, ``status_code`` |
     | ``tool_call`` | ``name``, ``arguments`` |
     | ``tool_result`` / ``tool_error`` | ``name``, ``result`` / ``error`` |
     | ``parallel_start`` / ``_finish`` | ``branches``, ... |

@@ -105,7 +105,9 @@ def server_problem(server: str, request: RecordedRequest) -> tuple[int, str] | N
 class _Anthropic:
     @staticmethod
     def body(request: RecordedRequest, reply: Reply, ident: int) -> dict[str, Any]:
-        content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
+        content: list[dict[str, Any]] = [dict(block) for block in reply.blocks]
+        if reply.text:
+            content.append({"type": "text", "text": reply.text})
         for n, (name, arguments) in enumerate(reply.tool_calls):
             content.append({"type": "tool_use", "id": f"toolu_{ident}_{n}", "name": name, "input": arguments})
         return {
@@ -114,7 +116,7 @@ class _Anthropic:
             "role": "assistant",
             "model": request.model,
             "content": content,
-            "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
+            "stop_reason": reply.stop_reason or ("tool_use" if reply.tool_calls else "end_turn"),
             "stop_sequence": None,
             "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
         }
@@ -133,16 +135,25 @@ class _Anthropic:
         }
         out = [event("message_start", {"message": start}), event("ping", {})]
         index = 0
+        for block in reply.blocks:
+            if block.get("type") == "server_tool_use":  # its input streams as JSON, like tool_use
+                opening = {**block, "input": {}}
+                out.append(event("content_block_start", {"index": index, "content_block": opening}))
+                delta = {"type": "input_json_delta", "partial_json": json.dumps(block.get("input") or {})}
+                out.append(event("content_block_delta", {"index": index, "delta": delta}))
+            else:
+                out.append(event("content_block_start", {"index": index, "content_block": dict(block)}))
+            out.append(event("content_block_stop", {"index": index}))
+            index += 1
         if reply.text:
             out.append(
-                event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+                event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
             )
             for piece in _pieces(reply.text):
-                out.append(
-                    event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
-                )
-            out.append(event("content_block_stop", {"index": 0}))
-            index = 1
+                delta = {"type": "text_delta", "text": piece}
+                out.append(event("content_block_delta", {"index": index, "delta": delta}))
+            out.append(event("content_block_stop", {"index": index}))
+            index += 1
         for n, (name, arguments) in enumerate(reply.tool_calls):
             block = {"type": "tool_use", "id": f"toolu_{ident}_{n}", "name": name, "input": {}}
             out.append(event("content_block_start", {"index": index, "content_block": block}))

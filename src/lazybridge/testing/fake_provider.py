@@ -77,6 +77,10 @@ class Reply:
         input_tokens, output_tokens: the usage reported.
         usage: ``False`` to report no usage at all, as some local servers do
             (chat-completions only).
+        stop_reason: the provider's stop reason, instead of the usual one
+            (Anthropic ``"pause_turn"``).
+        blocks: Anthropic content blocks sent as is before the text
+            (server-tool blocks such as ``server_tool_use``).
     """
 
     text: str = ""
@@ -95,6 +99,8 @@ class Reply:
     input_tokens: int = 12
     output_tokens: int = 7
     usage: bool = True
+    stop_reason: str | None = None
+    blocks: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def error(
