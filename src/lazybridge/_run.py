@@ -21,7 +21,7 @@ from . import events
 from ._cancellation import is_stray_cancellation
 from ._checks import check_timeout
 from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
-from ._stream import AgentStream
+from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
 from ._trace import TracePrinter
 from .envelope import Envelope
@@ -183,6 +183,10 @@ class AgentBase:
     def _starts_nested_runs(self) -> bool:
         """Whether a run may start nested runs, which need this run's context published."""
         return True
+
+    def _engine_stream(self, task: Envelope, run: RunContext) -> EngineStream | None:
+        """The run as its engine streams it, or ``None``: then :meth:`stream` yields the answer whole."""
+        return None
 
     def __call__(self, task: str | Envelope, *, context: str | None = None) -> Envelope:
         """Synchronous :meth:`run`: works in scripts, notebooks and inside ``trio.run``.

@@ -135,12 +135,7 @@ class AgentStream:
         ctx = self._ctx = begin_run(agent, self._task)
         if agent.timeout is not None:
             self._deadline = anyio.current_time() + agent.timeout
-        engine = getattr(agent, "engine", None)
-        stream = getattr(engine, "stream", None)
-        if callable(stream):
-            self._inner = stream(self._task, agent=agent, run=ctx)
-        else:
-            self._inner = _RunOnce(agent, self._task, ctx)
+        self._inner = agent._engine_stream(self._task, ctx) or _RunOnce(agent, self._task, ctx)
 
     async def _step(self) -> str:
         inner = self._inner

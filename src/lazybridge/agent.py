@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._run import AgentBase, check_agents
-from .engines._loop import check_agent
+from ._stream import EngineStream
 from .engines.chain import chain_plan
 from .envelope import Envelope
 from .errors import ConfigurationError
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "AgentBase"]
 
 
-def _check_engine_uses(engine: object, given: list[str]) -> None:
-    """Refuse ``tools=`` / ``output=`` / ``memory=`` that the engine would silently ignore."""
+def _check_legacy_engine_uses(engine: object, given: list[str]) -> None:
+    """For an engine without ``prepare()``: refuse what its ``agent_arguments`` say it ignores."""
     uses = getattr(engine, "agent_arguments", None)
     if uses is None:
         return  # an engine that does not say: it may read them
@@ -70,7 +70,7 @@ class Agent(AgentBase):
 
     def __init__(
         self,
-        engine: Engine | str | None = None,
+        engine: Engine[Any] | str | None = None,
         *,
         tools: Iterable[Any] = (),
         name: str | None = None,
@@ -89,26 +89,32 @@ class Agent(AgentBase):
             engine = LLMEngine(engine)
         if not callable(getattr(engine, "run", None)):
             raise TypeError(f"engine must be an Engine (LLMEngine, Plan, ...), not {type(engine).__name__}")
-        self.engine: Engine = engine
+        self.engine: Engine[Any] = engine
         if isinstance(tools, (str, bytes)) or not isinstance(tools, Iterable):
             raise TypeError(f"tools must be a list of functions, Tools or agents, not {type(tools).__name__}")
         self.tools = tuple(tools)
         self.output = output
         self.memory = memory
-        given = [
-            argument
-            for argument, present in (
-                ("tools", bool(self.tools)),
-                ("output", output is not None),
-                ("memory", memory is not None),
-            )
-            if present
-        ]
-        if given:
-            _check_engine_uses(engine, given)
-            # Raise now what a run would otherwise return as an error envelope:
-            # an undescribable tool function, an unsupported output type.
-            check_agent(self.tools, output, memory)
+        # The engine checks and prepares the agent's arguments once, here: a
+        # tool it cannot describe, an output type it cannot ask for, an
+        # argument it would ignore all raise now, not at every run.
+        self._legacy = not callable(getattr(engine, "prepare", None))
+        if self._legacy:
+            # An engine written against the contract before prepare() reads the
+            # agent itself: run(task, *, agent, run).  Still accepted.
+            given = [
+                argument
+                for argument, present in (
+                    ("tools", bool(self.tools)),
+                    ("output", output is not None),
+                    ("memory", memory is not None),
+                )
+                if present
+            ]
+            _check_legacy_engine_uses(engine, given)
+            self._prepared: Any = None
+        else:
+            self._prepared = engine.prepare(tools=self.tools, output=output, memory=memory)
         super().__init__(
             name=name or "agent",
             description=description,
@@ -128,11 +134,23 @@ class Agent(AgentBase):
     def _execute(self, task: Envelope, run: RunContext) -> Awaitable[Envelope]:
         # The engine's own coroutine, not one wrapped in another: one frame
         # fewer per run, which a fan-out of thousands of branches feels.
-        return self.engine.run(task, agent=self, run=run)
+        if self._legacy:
+            return self.engine.run(task, agent=self, run=run)  # type: ignore[call-arg]
+        return self.engine.run(task, prepared=self._prepared, run=run)
 
     def _starts_nested_runs(self) -> bool:
         hook = getattr(self.engine, "starts_nested_runs", None)
-        return hook is None or bool(hook(self))
+        if hook is None:
+            return True
+        return bool(hook(self) if self._legacy else hook(self._prepared))
+
+    def _engine_stream(self, task: Envelope, run: RunContext) -> EngineStream | None:
+        stream = getattr(self.engine, "stream", None)
+        if not callable(stream):
+            return None
+        if self._legacy:
+            return stream(task, agent=self, run=run)  # type: ignore[no-any-return]
+        return stream(task, prepared=self._prepared, run=run)  # type: ignore[no-any-return]
 
     # -- composition -----------------------------------------------------------
 

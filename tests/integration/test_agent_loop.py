@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import lazybridge
-from lazybridge import Agent, LLMEngine, Session, Tool, events
+from lazybridge import Agent, ConfigurationError, LLMEngine, Session, Tool, events
 from lazybridge.testing import FakeProvider, Reply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
@@ -295,18 +295,17 @@ def test_tool_choice_is_checked() -> None:
         LLMEngine("claude-haiku-4-5", tool_timeout=0)
 
 
-async def test_tool_choice_naming_a_missing_tool_fails_before_any_request(
-    fake: FakeProvider, base_url: str
-) -> None:
-    """A named tool_choice must name one of the agent's tools."""
+def test_tool_choice_naming_a_missing_tool_is_refused_at_construction(base_url: str) -> None:
+    """A named tool_choice must name one of the agent's tools: the Agent refuses it at once."""
 
     def a() -> str:
         """A."""
         return "a"
 
-    env = await Agent(engine=engine(base_url, tool_choice="b"), tools=[a]).run("x")
-    assert env.error is not None and env.error.type == "ConfigurationError"
-    assert "'b'" in env.error.message and fake.requests == []
+    with pytest.raises(ConfigurationError, match=r"tool_choice names 'b'.*\(a\)"):
+        Agent(engine=engine(base_url, tool_choice="b"), tools=[a])
+    with pytest.raises(ConfigurationError, match="tool_choice='required' but the agent has no tools"):
+        Agent(engine=engine(base_url, tool_choice="required"))
 
 
 async def test_tool_calls_without_tools_end_the_run(fake: FakeProvider, base_url: str) -> None:

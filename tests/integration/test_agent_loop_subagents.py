@@ -20,7 +20,7 @@ def own_cost(engine: LLMEngine, calls: int, input_tokens: int = 12, output_token
     """What ``calls`` fake-server replies (default usage 12 in / 7 out) cost on ``engine``'s model."""
     assert engine.model is not None
     usage = Usage(input_tokens, output_tokens)
-    return calls * pricing.cost_usd(engine._route.provider.price_provider, engine.model, usage)
+    return calls * pricing.cost_usd(engine.provider, engine.model, usage)
 
 
 async def test_two_sub_agents_called_in_one_turn_roll_up_exactly(fake: FakeProvider, base_url: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 import lazybridge
-from lazybridge import Agent, Session, events
-from lazybridge.engines.llm import LLMEngine, _Tally
+from lazybridge import Agent, Envelope, Session, events
+from lazybridge.engines._loop import Conversation
+from lazybridge.engines.llm import LLMEngine
 from lazybridge.events import RunContext
-from lazybridge.messages import Message
 from lazybridge.testing import FakeProvider, Reply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
@@ -71,7 +71,8 @@ async def test_tool_calls_are_parsed(model: str, fake: FakeProvider, base_url: s
     assert isinstance(engine, LLMEngine)
     session = Session()
     run = RunContext("run_x", "a", sinks=(session.emit,))
-    response = await engine._call_model(engine.request((Message.user("go"),)), run=run, tally=_Tally())
+    setup = engine.prepare(tools=(), output=None, memory=None)
+    response = await Conversation(engine, setup, Envelope.from_task("go"), run).call_model()
     assert [(c.name, dict(c.arguments)) for c in response.tool_calls] == [
         ("search", {"q": "rome"}),
         ("weather", {"city": "Tokyo"}),

@@ -41,7 +41,6 @@ Accounting
 from __future__ import annotations
 
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -56,15 +55,12 @@ from ._output import FINAL_ANSWER, InvalidOutput, OutputSpec
 from ._toolloop import Spend, ToolSet, run_tool_calls
 
 if TYPE_CHECKING:
-    from ..providers._eventstream import EventStream
+    from ..providers.base import ModelStream, OnRetry, RetryNotice
     from .llm import LLMEngine
 
-__all__ = ["Conversation", "LLMStream", "LoopSettings", "Tally", "check_agent", "run_loop"]
+__all__ = ["Conversation", "LLMSetup", "LLMStream", "LoopSettings", "Tally", "prepare_setup", "run_loop"]
 
 OutputMode = Literal["auto", "native", "tool"]
-
-#: Wire formats with a schema mode of their own (DeepSeek's is JSON mode plus the schema in the prompt).
-NATIVE_OUTPUT_WIRES = frozenset({"anthropic", "openai", "gemini", "deepseek", "compat"})
 
 
 @attrs.define
@@ -137,66 +133,65 @@ class LoopSettings:
         )
 
 
-_toolsets: weakref.WeakKeyDictionary[Any, tuple[Any, Any, ToolSet]] = weakref.WeakKeyDictionary()
+@attrs.frozen
+class LLMSetup:
+    """What :meth:`LLMEngine.prepare <lazybridge.engines.llm.LLMEngine.prepare>` makes of an agent's
+    ``tools=``, ``output=`` and ``memory=``, once: every run of that agent receives it."""
+
+    tools: ToolSet
+    output: OutputSpec | None
+    #: ``output=`` is asked for through the forced ``final_answer`` tool (else the native schema mode).
+    tool_mode: bool
+    memory: Memory | None
 
 
-def toolset_for(engine: LLMEngine, agent: Any) -> ToolSet:
-    """The agent's tools for this engine, built once per (agent, tools, engine) and cached."""
-    items = getattr(agent, "tools", ())
-    try:
-        cached = _toolsets.get(agent)
-    except TypeError:  # not weak-referenceable: build every time
-        cached = None
-    if cached is not None and cached[0] is engine and cached[1] is items:
-        return cached[2]
-    toolset = ToolSet.build(items, timeout=engine.tool_timeout)
-    try:
-        _toolsets[agent] = (engine, items, toolset)
-    except TypeError:
-        pass
-    return toolset
+def prepare_setup(engine: LLMEngine, *, tools: tuple[Any, ...], output: Any, memory: Any) -> LLMSetup:
+    """Check and prepare an agent's arguments for ``engine`` (see :class:`LLMSetup`).
 
-
-def check_agent(tools: Any = (), output: Any = None, memory: Any = None) -> None:
-    """Check an agent's ``tools``, ``output`` and ``memory`` the way a run will.
-
-    For ``Agent.__init__`` to raise at construction what a run would
-    otherwise return as a ``ConfigurationError`` envelope.
+    Raises :class:`~lazybridge.errors.ConfigurationError` naming the argument:
+    an undescribable tool, an unsupported output type, a memory that is not
+    a ``Memory``, a ``tool_choice`` that names none of the tools.
     """
-    ToolSet.build(tools, timeout=None)
-    if output is not None:
-        OutputSpec.for_type(output)
+    toolset = ToolSet.build(tools, timeout=engine.tool_timeout)
+    spec = OutputSpec.for_type(output) if output is not None else None
     if memory is not None and not isinstance(memory, Memory):
         raise ConfigurationError(f"memory must be a lazybridge.Memory, not {type(memory).__name__}")
+    mode = engine.output_mode
+    if mode == "auto":
+        mode = "native" if engine.client.native_output(with_tools=bool(toolset.tools)) else "tool"
+    tool_mode = spec is not None and mode == "tool"
+    if tool_mode and FINAL_ANSWER in toolset.tools:
+        raise ConfigurationError(f"a tool may not be named {FINAL_ANSWER!r} with output_mode='tool'")
+    _check_choice(engine.tool_choice, toolset)
+    return LLMSetup(toolset, spec, tool_mode, memory)
+
+
+def _check_choice(choice: ToolChoice | None, tools: ToolSet) -> None:
+    if choice is None or (choice.mode in ("auto", "none") and choice.name is None):
+        return
+    if not tools:
+        raise ConfigurationError(f"tool_choice={choice.name or choice.mode!r} but the agent has no tools")
+    if choice.name is not None and choice.name not in tools.tools:
+        raise ConfigurationError(
+            f"tool_choice names {choice.name!r}, which is not one of the agent's tools "
+            f"({', '.join(tools.tools)})"
+        )
 
 
 class Conversation:
     """The state of one run: history, tallies, turn counters.  One per run, never shared."""
 
-    def __init__(self, engine: LLMEngine, task: Envelope, agent: Any, run: RunContext) -> None:
+    def __init__(self, engine: LLMEngine, setup: LLMSetup, task: Envelope, run: RunContext) -> None:
         self.engine = engine
+        self.client = engine.client
         self.run = run
-        self.tools = toolset_for(engine, agent)
-        output = getattr(agent, "output", None)
-        self.output = OutputSpec.for_type(output) if output is not None else None
-        mode = engine.output_mode
-        if mode == "auto":
-            native = engine._wire.name in NATIVE_OUTPUT_WIRES and (
-                not self.tools.tools or engine._wire.native_output_with_tools(engine.model or "")
-            )
-            mode = "native" if native else "tool"
-        self.tool_mode = self.output is not None and mode == "tool"
-        if self.tool_mode and FINAL_ANSWER in self.tools.tools:
-            raise ConfigurationError(f"a tool may not be named {FINAL_ANSWER!r} with output_mode='tool'")
-        retries = getattr(agent, "max_output_retries", None)
-        self.max_retries: int = engine.max_output_retries if retries is None else retries
-        self._check_choice(engine.tool_choice)
-        memory = getattr(agent, "memory", None)
-        if memory is not None and not isinstance(memory, Memory):
-            raise ConfigurationError(f"memory must be a lazybridge.Memory, not {type(memory).__name__}")
-        self.memory: Memory | None = memory
-        history = memory.messages if memory is not None else ()
-        self.messages: list[Message] = [*history, *engine._first_messages(task)]
+        self.tools = setup.tools
+        self.output = setup.output
+        self.tool_mode = setup.tool_mode
+        self.max_retries = engine.max_output_retries
+        self.memory = setup.memory
+        history = self.memory.messages if self.memory is not None else ()
+        self.messages: list[Message] = [*history, *engine.first_messages(task)]
         self._first = len(history)
         self._forget: set[int] = set()  # failed structured answers and their re-prompts
         self.tally = Tally()
@@ -205,17 +200,86 @@ class Conversation:
         self.retries = 0
         self.paused_text = ""  # text of paused replies (pause_turn), the start of the answer
         self.failure: Exception | None = None
+        self._sent = 0.0  # when the current model call was sent (time.perf_counter())
 
-    def _check_choice(self, choice: ToolChoice | None) -> None:
-        if choice is None or (choice.mode in ("auto", "none") and choice.name is None):
-            return
-        if not self.tools:
-            raise ConfigurationError(f"tool_choice={choice.name or choice.mode!r} but the agent has no tools")
-        if choice.name is not None and choice.name not in self.tools.tools:
-            raise ConfigurationError(
-                f"tool_choice names {choice.name!r}, which is not one of the agent's tools "
-                f"({', '.join(self.tools.tools)})"
+    # -- model calls -------------------------------------------------------------
+
+    async def call_model(self) -> ModelResponse:
+        """One model call: send the next request, account for the reply, emit its two events.
+
+        Cancellation: the request in flight is aborted (see the client).
+        """
+        request = self._sending(stream=False)
+        response = await self.client.complete(request, on_retry=self._retry_reporter(stream=False))
+        await self.received(response)
+        return response
+
+    async def open_stream(self) -> ModelStream:
+        """Open the next request streamed (the caller reads it, then calls :meth:`received`)."""
+        request = self._sending(stream=True)
+        return await self.client.open_stream(request, on_retry=self._retry_reporter(stream=True))
+
+    def _sending(self, *, stream: bool) -> ModelRequest:
+        request = self.request()
+        if self.run.sinks:
+            self.run.emit(
+                events.MODEL_REQUEST,
+                model=request.model,
+                provider=self.client.provider,
+                turn=self.tally.turns + 1,
+                messages=len(request.messages),
+                stream=stream,
             )
+        self._sent = time.perf_counter()
+        return request
+
+    async def received(self, response: ModelResponse) -> None:
+        """Count a reply: its cost, the run's live account, its ``model_response`` event."""
+        usage = response.usage
+        cost = await self.client.cost_usd(usage)
+        self.tally.usage = self.tally.usage + usage
+        self.tally.cost_usd += cost
+        self.tally.turns += 1
+        # The run's live account: what a timeout or a cancellation still reports.
+        self.run.record(usage.input_tokens, usage.output_tokens, cost)
+        if self.run.sinks:
+            self.run.emit(
+                events.MODEL_RESPONSE,
+                text=response.text,
+                model=self.client.model,
+                provider=self.client.provider,
+                turn=self.tally.turns,
+                usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+                cost_usd=cost,
+                stop_reason=response.stop_reason,
+                tool_calls=[call.name for call in response.tool_calls],
+                latency_ms=(time.perf_counter() - self._sent) * 1000.0,
+            )
+
+    def _retry_reporter(self, *, stream: bool) -> OnRetry | None:
+        """An ``on_retry`` that emits ``model_retry`` events, or ``None`` when nobody listens."""
+        run = self.run
+        if not run.sinks:
+            return None
+        turn = self.tally.turns + 1
+        client = self.client
+
+        def report(notice: RetryNotice) -> None:
+            error = notice.error
+            run.emit(
+                events.MODEL_RETRY,
+                model=client.model,
+                provider=client.provider,
+                turn=turn,
+                stream=stream,
+                attempt=notice.attempt,
+                wait_s=notice.wait,
+                reason=f"{type(error).__name__}: {error}",
+                error_type=type(error).__name__,
+                status_code=error.status_code,
+            )
+
+        return report
 
     # -- requests ----------------------------------------------------------------
 
@@ -353,8 +417,8 @@ class Conversation:
     def metadata(self) -> EnvelopeMetadata:
         own, nested = self.tally, self.spend
         return EnvelopeMetadata(
-            model=self.engine.model,
-            provider=self.engine.provider,
+            model=self.client.model,
+            provider=self.client.provider,
             input_tokens=own.usage.input_tokens + nested.input_tokens,
             output_tokens=own.usage.output_tokens + nested.output_tokens,
             cost_usd=own.cost_usd + nested.cost_usd,
@@ -384,21 +448,19 @@ class Conversation:
         return turn
 
 
-async def run_loop(engine: LLMEngine, task: Envelope, agent: Any, run: RunContext) -> Envelope:
+async def run_loop(engine: LLMEngine, setup: LLMSetup, task: Envelope, run: RunContext) -> Envelope:
     """Run the loop to its end (see the module docstring).
 
-    Errors: raises :class:`~lazybridge.errors.ConfigurationError` for tools,
-    ``output=`` or ``memory=`` that cannot be used, before any request.  A
-    failure after the first model call comes back as an error envelope that
-    keeps the run's spend.
+    Errors: a failure before the first reply (the client's error) is raised;
+    one after it comes back as an error envelope that keeps the run's spend.
 
     Cancellation: the HTTP request or the tool calls in flight are cancelled
     and awaited; the memory records nothing.
     """
-    conversation = Conversation(engine, task, agent, run)
+    conversation = Conversation(engine, setup, task, run)
     try:
         while True:
-            response = await engine._call_model(conversation.request(), run=run, tally=conversation.tally)
+            response = await conversation.call_model()
             result = await conversation.step(response)
             if result is not None:
                 return result
@@ -428,15 +490,14 @@ class LLMStream:
     or cancels the tool calls running, and awaits them.
     """
 
-    def __init__(self, engine: LLMEngine, task: Envelope, agent: Any, run: RunContext) -> None:
+    def __init__(self, engine: LLMEngine, setup: LLMSetup, task: Envelope, run: RunContext) -> None:
         self._engine = engine
+        self._setup = setup
         self._task = task
-        self._agent = agent
         self._run = run
         self._conversation: Conversation | None = None
-        self._events: EventStream | None = None
+        self._events: ModelStream | None = None
         self._result: Envelope | None = None
-        self._started = 0.0
         self.response: ModelResponse | None = None
         """The last model response, once its stream ended."""
 
@@ -445,10 +506,10 @@ class LLMStream:
             raise StopAsyncIteration
         conversation = self._conversation
         if conversation is None:
-            conversation = self._conversation = Conversation(self._engine, self._task, self._agent, self._run)
+            conversation = self._conversation = Conversation(self._engine, self._setup, self._task, self._run)
         while True:
             if self._events is None:
-                self._events = await self._open(conversation)
+                self._events = await conversation.open_stream()
             try:
                 delta = await self._events.__anext__()
             except StopAsyncIteration:
@@ -467,32 +528,9 @@ class LLMStream:
                     return result.text()
                 raise StopAsyncIteration
 
-    async def _open(self, conversation: Conversation) -> EventStream:
-        from ..providers import _http
-
-        engine = self._engine
-        endpoint = engine.endpoint()
-        request = conversation.request()
-        if self._run.sinks:
-            self._run.emit(
-                events.MODEL_REQUEST,
-                model=request.model,
-                provider=engine.provider,
-                turn=conversation.tally.turns + 1,
-                messages=len(request.messages),
-                stream=True,
-            )
-        self._started = time.perf_counter()
-        on_retry = None
-        if self._run.sinks:
-            on_retry = engine._retry_reporter(self._run, conversation.tally.turns + 1, stream=True)
-        return await _http.open_stream(endpoint, request, on_retry=on_retry)
-
-    async def _end_of_turn(self, conversation: Conversation, stream: EventStream) -> Envelope | None:
+    async def _end_of_turn(self, conversation: Conversation, stream: ModelStream) -> Envelope | None:
         response = self.response = stream.finish()
-        cost = await self._engine._account(response, conversation.tally, self._run)
-        if self._run.sinks:
-            self._engine._emit_response(self._run, response, conversation.tally.turns, cost, self._started)
+        await conversation.received(response)
         return await conversation.step(response)
 
     def result(self) -> Envelope:

@@ -1,14 +1,15 @@
-"""LLMEngine: an agent's engine that talks to a model provider over HTTP.
+r"""LLMEngine: an agent's engine that talks to a model provider over HTTP.
 
 ::
 
     Agent(engine=LLMEngine("claude-haiku-4-5", system="Be brief."), name="writer")
 
-The engine builds a neutral :class:`~lazybridge.messages.ModelRequest`, and
-one *model call* (:meth:`LLMEngine._call_model`) sends it through
-:mod:`lazybridge.providers._http` and emits the ``model_request`` /
-``model_response`` events.  :meth:`LLMEngine.run` is the agent loop over
-model calls -- tools, structured output, memory -- in
+The engine builds neutral :class:`~lazybridge.messages.ModelRequest`\ s and
+sends them through a :class:`~lazybridge.providers.base.ModelClient`: the HTTP
+one (:class:`~lazybridge.providers.client.HTTPModelClient`) for a model name,
+or any client given in its place (``LLMEngine(ScriptedModel([...]))`` drives
+the real loop with scripted replies and no socket).  :meth:`LLMEngine.run` is
+the agent loop over model calls -- tools, structured output, memory -- in
 :mod:`lazybridge.engines._loop` (turns), :mod:`~lazybridge.engines._toolloop`
 (concurrent tool calls) and :mod:`~lazybridge.engines._output` (``output=``).
 """
@@ -18,23 +19,20 @@ from __future__ import annotations
 import math
 import re
 import threading
-import time
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 import httpx
 
-from .. import events
 from ..envelope import Envelope
-from ..errors import AuthenticationError, ConfigurationError
+from ..errors import ConfigurationError
 from ..events import RunContext
-from ..messages import Message, ModelRequest, ModelResponse, OutputSchema, ToolChoice, ToolSpec
-from ..providers import _http, pricing, registry
-from ..providers._http import Endpoint, Secret
-from ._loop import LLMStream, LoopSettings, Tally, run_loop
-
-if TYPE_CHECKING:
-    from ..agent import Agent, AgentBase
+from ..messages import Message, ModelRequest, OutputSchema, ToolChoice, ToolSpec
+from ..providers import _http, registry
+from ..providers._http import Endpoint
+from ..providers.base import ModelClient
+from ..providers.client import HTTPModelClient
+from ._loop import LLMSetup, LLMStream, LoopSettings, prepare_setup, run_loop
 
 __all__ = ["LLMEngine", "LLMStream", "ParameterNotSentWarning"]
 
@@ -49,9 +47,6 @@ class ParameterNotSentWarning(UserWarning):
 _warned_lock = threading.Lock()
 _warned: set[tuple[str, str]] = set()
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-_Tally = Tally  # usage and cost of every model call of one run
 
 
 def _positive(value: float | None, argument: str) -> float | None:
@@ -71,6 +66,11 @@ class LLMEngine:
             ``"provider/model"`` (``openai/``, ``anthropic/``, ``google/``,
             ``deepseek/``, ``ollama/``, ``compat/`` with ``base_url=``).
             An unknown model raises :class:`~lazybridge.errors.ConfigurationError`.
+            Or a :class:`~lazybridge.providers.base.ModelClient` to send the
+            requests through instead of HTTP, such as
+            :class:`~lazybridge.testing.ScriptedModel`; the connection
+            arguments (``base_url``, ``api_key``, ``timeout``, ...) then do
+            not apply and are refused.
         system: the system prompt.
         temperature, max_tokens: sampling settings sent to the model.  Anthropic's
             API version 2026-10-21 (the default) has no ``temperature``: it is
@@ -131,12 +131,9 @@ class LLMEngine:
     concurrent runs.
     """
 
-    #: The Agent arguments the loop reads (see :mod:`lazybridge.engines.base`).
-    agent_arguments: ClassVar[frozenset[str]] = frozenset({"tools", "output", "memory"})
-
     def __init__(
         self,
-        model: str,
+        model: str | ModelClient,
         *,
         system: str | None = None,
         temperature: float | None = None,
@@ -155,8 +152,16 @@ class LLMEngine:
         output_mode: str = "auto",
         anthropic_version: str | None = None,
     ) -> None:
-        route = registry.resolve(model, base_url=base_url)
-        if anthropic_version is not None:
+        if isinstance(model, ModelClient) and not isinstance(model, str):
+            _refuse_connection_arguments(
+                base_url=base_url, api_key=api_key, timeout=timeout, stall_timeout=stall_timeout,
+                max_retries=None if max_retries == 2 else max_retries, http_client=http_client,
+                limits=limits, anthropic_version=anthropic_version,
+            )
+            route = None
+        else:
+            route = registry.resolve(model, base_url=base_url)
+        if route is not None and anthropic_version is not None:
             if not isinstance(anthropic_version, str) or not _API_VERSION.fullmatch(anthropic_version):
                 raise ConfigurationError(
                     f"anthropic_version must be an API version date such as '2023-06-01', "
@@ -194,8 +199,6 @@ class LLMEngine:
             raise ConfigurationError(f"limits must be an httpx.Limits, not {type(limits).__name__}")
         if api_key is not None and not isinstance(api_key, str):
             raise ConfigurationError("api_key must be a string or None")
-        self.model: str | None = route.model
-        self.provider = route.provider.name
         self.system = system
         self.temperature = None if temperature is None else float(temperature)
         self.max_tokens = max_tokens
@@ -204,46 +207,48 @@ class LLMEngine:
         self.tool_timeout = loop.tool_timeout
         self.max_output_retries = loop.max_output_retries
         self.output_mode = loop.output_mode
-        self._route = route
-        self._wire = registry.wire_format(route.provider.name, anthropic_version=anthropic_version)
-        if self.temperature is not None and not getattr(self._wire, "sends_sampling", True):
-            _warn_not_sent("temperature", self._wire)
-        self._explicit_key = Secret(api_key) if api_key else None
-        self._settings: dict[str, Any] = {
-            "timeout": _positive(timeout, "timeout") or _http.DEFAULT_TIMEOUT,
-            "stall_timeout": _positive(stall_timeout, "stall_timeout"),
-            "max_retries": max_retries,
-            "limits": limits or _http.DEFAULT_LIMITS,
-            "http_client": http_client,
-        }
-        self._endpoint = self._make_endpoint()
+        self.client: ModelClient
+        if route is None:
+            self.client = model  # type: ignore[assignment]  # a ModelClient (checked above)
+        else:
+            wire = registry.wire_format(route.provider.name, anthropic_version=anthropic_version)
+            if self.temperature is not None and not getattr(wire, "sends_sampling", True):
+                _warn_not_sent("temperature", wire)
+            settings: dict[str, Any] = {
+                "timeout": _positive(timeout, "timeout") or _http.DEFAULT_TIMEOUT,
+                "stall_timeout": _positive(stall_timeout, "stall_timeout"),
+                "max_retries": max_retries,
+                "limits": limits or _http.DEFAULT_LIMITS,
+                "http_client": http_client,
+            }
+            self.client = HTTPModelClient(route, wire, api_key, settings)
 
     @property
-    def base_url(self) -> str:
-        return self._route.base_url
+    def model(self) -> str:
+        """The model requests name (and envelopes and traces show)."""
+        return self.client.model
+
+    @property
+    def provider(self) -> str:
+        """The provider envelopes show (``metadata.provider``)."""
+        return self.client.provider
+
+    @property
+    def base_url(self) -> str | None:
+        """The API's base URL (``None`` for a client that is not HTTP)."""
+        return getattr(self.client, "base_url", None)
 
     def __repr__(self) -> str:
-        return f"LLMEngine({self._route.model!r}, provider={self.provider!r}, base_url={self.base_url!r})"
-
-    # -- configuration -------------------------------------------------------------
-
-    def _make_endpoint(self) -> Endpoint | None:
-        key = self._explicit_key.reveal() if self._explicit_key else self._route.api_key()
-        if key is None and self._route.provider.key_required:
-            return None
-        return _http.shared_endpoint(self.provider, self._wire, self._route.base_url, key, **self._settings)
+        return f"LLMEngine({self.model!r}, provider={self.provider!r}, base_url={self.base_url!r})"
 
     def endpoint(self) -> Endpoint:
-        """Where requests go; raises :class:`AuthenticationError` if no key is configured."""
-        endpoint = self._endpoint
-        if endpoint is None:
-            # The variable may have been set since construction.
-            endpoint = self._endpoint = self._make_endpoint()
-            if endpoint is None:
-                raise AuthenticationError(
-                    self._route.missing_key_message(), provider=self.provider, retryable=False
-                )
-        return endpoint
+        """Where HTTP requests go; raises ``AuthenticationError`` if no key is configured.
+
+        Only for an engine built from a model name (an HTTP client).
+        """
+        if not isinstance(self.client, HTTPModelClient):
+            raise TypeError(f"{type(self.client).__name__} is not an HTTP client: it has no endpoint")
+        return self.client.endpoint()
 
     def request(
         self,
@@ -255,7 +260,7 @@ class LLMEngine:
     ) -> ModelRequest:
         """The neutral request for ``messages`` with this engine's settings."""
         return ModelRequest(
-            model=self._route.model,
+            model=self.client.model,
             messages=messages,
             system=self.system,
             tools=tools,
@@ -265,7 +270,8 @@ class LLMEngine:
             max_tokens=self.max_tokens,
         )
 
-    def _first_messages(self, task: Envelope) -> tuple[Message, ...]:
+    def first_messages(self, task: Envelope) -> tuple[Message, ...]:
+        """The messages that open a run on ``task`` (after any memory)."""
         text = task.task or ""
         if task.context:
             text = f"{text}\n\nContext:\n{task.context}"
@@ -273,20 +279,27 @@ class LLMEngine:
 
     # -- running ------------------------------------------------------------------
 
-    async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
-        """Answer ``task`` for ``agent``: turns of model calls and tool calls until an answer.
+    def prepare(self, *, tools: tuple[Any, ...], output: Any, memory: Any) -> LLMSetup:
+        """Check and prepare an agent's ``tools=``, ``output=`` and ``memory=`` (once, at its construction).
 
-        Reads ``agent.tools``, ``agent.output`` and ``agent.memory``; see
-        :mod:`lazybridge.engines._loop`.  A max-turns, structured-output or
+        Raises :class:`~lazybridge.errors.ConfigurationError` naming the
+        argument: a tool function that cannot be described, an unsupported
+        output type, a memory that is not a ``Memory``, a ``tool_choice``
+        naming none of the tools.
+        """
+        return prepare_setup(self, tools=tools, output=output, memory=memory)
+
+    async def run(self, task: Envelope, *, prepared: LLMSetup, run: RunContext) -> Envelope:
+        """Answer ``task``: turns of model calls and tool calls until an answer.
+
+        See :mod:`lazybridge.engines._loop`.  A max-turns, structured-output or
         provider failure after the first model call is returned as an error
         envelope that keeps what the run spent.
 
         Errors: raises the provider's :class:`~lazybridge.errors.ProviderError`
-        when the first model call fails (after retries),
+        when the first model call fails (after retries), and
         :class:`~lazybridge.errors.AuthenticationError` when no API key is
-        configured, and :class:`~lazybridge.errors.ConfigurationError` for
-        tools, ``output=`` or ``memory=`` that cannot be used; the Agent
-        turns these into error envelopes.
+        configured; the Agent turns these into error envelopes.
 
         Cancellation: the HTTP request in flight is aborted and its
         connection closed (the provider sees the disconnect); a retry wait
@@ -295,95 +308,28 @@ class LLMEngine:
         <lazybridge.tools.Tool.call>`); the memory records nothing.  Nothing
         keeps running.
         """
-        return await run_loop(self, task, agent, run)
+        return await run_loop(self, prepared, task, run)
 
-    def starts_nested_runs(self, agent: Agent) -> bool:
+    def starts_nested_runs(self, prepared: LLMSetup) -> bool:
         """Only tools run user code or other agents; an agent with none starts no nested run."""
-        return bool(agent.tools)
+        return bool(prepared.tools)
 
-    async def _call_model(self, request: ModelRequest, *, run: RunContext, tally: _Tally) -> ModelResponse:
-        """One model call: send ``request``, account for it, emit its two events.
-
-        Cancellation: as :meth:`run`.
-        """
-        endpoint = self.endpoint()
-        turn = tally.turns + 1
-        traced = bool(run.sinks)
-        if traced:
-            run.emit(
-                events.MODEL_REQUEST,
-                model=request.model,
-                provider=self.provider,
-                turn=turn,
-                messages=len(request.messages),
-                stream=False,
-            )
-        started = time.perf_counter()
-        on_retry = self._retry_reporter(run, turn, stream=False) if traced else None
-        response = await _http.complete(endpoint, request, on_retry=on_retry)
-        cost = await self._account(response, tally, run)
-        if traced:
-            self._emit_response(run, response, turn, cost, started)
-        return response
-
-    def _retry_reporter(self, run: RunContext, turn: int, *, stream: bool) -> _http.OnRetry:
-        """An ``on_retry`` for the HTTP layer that emits ``model_retry`` events to ``run``."""
-
-        def report(notice: _http.RetryNotice) -> None:
-            error = notice.error
-            run.emit(
-                events.MODEL_RETRY,
-                model=self._route.model,
-                provider=self.provider,
-                turn=turn,
-                stream=stream,
-                attempt=notice.attempt,
-                wait_s=notice.wait,
-                reason=f"{type(error).__name__}: {error}",
-                error_type=type(error).__name__,
-                status_code=error.status_code,
-            )
-
-        return report
-
-    async def _account(self, response: ModelResponse, tally: _Tally, run: RunContext) -> float:
-        if not pricing.loaded():
-            await pricing.load()
-        usage = response.usage
-        cost = pricing.cost_usd(self.provider, self._route.model, usage)
-        tally.usage = tally.usage + usage
-        tally.cost_usd += cost
-        tally.turns += 1
-        # The run's live account: what a timeout or a cancellation still reports.
-        run.record(usage.input_tokens, usage.output_tokens, cost)
-        return cost
-
-    def _emit_response(
-        self, run: RunContext, response: ModelResponse, turn: int, cost: float, started: float
-    ) -> None:
-        usage = response.usage
-        run.emit(
-            events.MODEL_RESPONSE,
-            text=response.text,
-            model=self._route.model,
-            provider=self.provider,
-            turn=turn,
-            usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-            cost_usd=cost,
-            stop_reason=response.stop_reason,
-            tool_calls=[call.name for call in response.tool_calls],
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-        )
-
-    # -- streaming ---------------------------------------------------------------
-
-    def stream(self, task: Envelope, *, agent: AgentBase, run: RunContext) -> LLMStream:
+    def stream(self, task: Envelope, *, prepared: LLMSetup, run: RunContext) -> LLMStream:
         """The run as text deltas (used by :meth:`Agent.stream <lazybridge.Agent.stream>`).
 
         The tool loop runs as in :meth:`run`, each turn streamed; see
         :class:`~lazybridge.engines._loop.LLMStream`.
         """
-        return LLMStream(self, task, agent, run)
+        return LLMStream(self, prepared, task, run)
+
+
+def _refuse_connection_arguments(**given: Any) -> None:
+    for argument, value in given.items():
+        if value is not None:
+            raise ConfigurationError(
+                f"{argument}= does not apply when the model is a ModelClient (it is about HTTP "
+                f"connections): configure the client itself, or leave {argument}= out"
+            )
 
 
 def _warn_not_sent(argument: str, wire: Any) -> None:

@@ -27,7 +27,7 @@ import inspect
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import attrs
@@ -42,11 +42,12 @@ from ..parallel import fold_branches
 from ..tools import Tool
 from ._plan_compile import CompiledPlan, compile_plan
 from ._step import Step
+from .base import EngineBase
 from .sentinels import Sentinel
 
 __all__ = ["Plan", "Step"]
 
-class Plan:
+class Plan(EngineBase[None]):
     """An engine that runs named :class:`Step` s: in order, in parallel bands, or routed.
 
     ``Plan(*steps, max_iterations=10)``; use it as ``Agent(engine=Plan(...))``.
@@ -90,11 +91,8 @@ class Plan:
         its step name as the ``branch`` label, like a parallel branch.
     """
 
-    #: A plan's steps have their own tools, output and memory; the plan's agent has none.
-    agent_arguments: ClassVar[frozenset[str]] = frozenset()
-
-    #: A plan has no model of its own; its steps do.
-    model: str | None = None
+    # A plan has no model of its own (its steps do), and takes none of the agent's
+    # tools=, output= or memory= (its steps have their own): EngineBase's defaults.
 
     def __init__(self, *steps: Step, max_iterations: int = 10) -> None:
         self._compiled: CompiledPlan = compile_plan(steps, max_iterations)
@@ -105,8 +103,8 @@ class Plan:
     def __repr__(self) -> str:
         return f"Plan({', '.join(step.name for step in self.steps)}, max_iterations={self.max_iterations})"
 
-    async def run(self, task: Envelope, *, agent: Any, run: RunContext) -> Envelope:
-        """Run the plan on ``task`` for ``agent``; see the class docstring for the result.
+    async def run(self, task: Envelope, *, prepared: None = None, run: RunContext) -> Envelope:
+        """Run the plan on ``task``; see the class docstring for the result.
 
         Cancellation: cancelling the caller (or the agent's ``timeout``)
         cancels the running step -- every member of a running band -- and

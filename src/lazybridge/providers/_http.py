@@ -74,7 +74,7 @@ from ..errors import ProviderError
 from ..messages import ModelRequest, ModelResponse
 from ._errormap import retry_delay, status_error, transport_error
 from ._eventstream import CLOSE_TIMEOUT, EventStream, _close_response
-from .base import WireFormat
+from .base import OnRetry, RetryNotice, WireFormat
 
 T = TypeVar("T")
 
@@ -338,21 +338,6 @@ def shared_endpoint(
 # -- retries ------------------------------------------------------------------------
 
 
-@attrs.frozen
-class RetryNotice:
-    """A retry about to happen: told to the caller's ``on_retry`` before the wait.
-
-    ``attempt`` is the attempt that will follow the wait (2 for the first
-    retry), ``wait`` the seconds until it starts, ``error`` the failure that
-    caused it (its class, message and status say why).
-    """
-
-    attempt: int
-    wait: float
-    error: ProviderError
-
-
-OnRetry = Callable[[RetryNotice], None]
 
 
 class _Failure(Exception):

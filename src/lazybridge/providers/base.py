@@ -10,14 +10,104 @@ A :class:`WireFormat` is a set of *pure* translations -- no I/O:
 
 Sending, pooling, retrying and mapping statuses to exceptions live once, in
 :mod:`lazybridge.providers._http`.
+
+A :class:`ModelClient` is the seam above that: what the agent loop talks to
+(send a request, open a streamed one, price a usage).  The HTTP
+implementation is :class:`~lazybridge.providers.client.HTTPModelClient`;
+:class:`~lazybridge.testing.ScriptedModel` is one with no socket at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
-from ..messages import ModelRequest, ModelResponse
+import attrs
+
+from ..errors import ProviderError
+from ..messages import ModelRequest, ModelResponse, Usage
+
+
+@attrs.frozen
+class RetryNotice:
+    """A retry about to happen: told to the caller's ``on_retry`` before the wait.
+
+    ``attempt`` is the attempt that will follow the wait (2 for the first
+    retry), ``wait`` the seconds until it starts, ``error`` the failure that
+    caused it (its class, message and status say why).
+    """
+
+    attempt: int
+    wait: float
+    error: ProviderError
+
+
+#: Called before each retry's wait; must not raise.
+OnRetry = Callable[[RetryNotice], None]
+
+
+class ModelStream(Protocol):
+    """One streamed reply: its text deltas (``async for``), then :meth:`finish`."""
+
+    def __aiter__(self) -> ModelStream: ...
+
+    async def __anext__(self) -> str:
+        """The next text delta; ``StopAsyncIteration`` at the end of the reply.
+
+        Errors: the provider's :class:`~lazybridge.errors.ProviderError`.
+        Cancellation: the response is closed before the cancellation propagates.
+        """
+        ...
+
+    def finish(self) -> ModelResponse:
+        """The whole reply, once the deltas are exhausted (equal to the non-streamed answer)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the response (idempotent; shielded, so it also runs while cancelled)."""
+        ...
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    """What the agent loop sends requests through.
+
+    ``provider`` and ``model`` are what envelopes and events show.
+    """
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    def native_output(self, *, with_tools: bool) -> bool:
+        """Whether a request may carry an output schema (``with_tools``: next to tools).
+
+        When it may not, ``output_mode="auto"`` asks for structured output
+        through a forced ``final_answer`` tool.
+        """
+        ...
+
+    async def complete(self, request: ModelRequest, *, on_retry: OnRetry | None = None) -> ModelResponse:
+        """Send ``request`` and return the reply.
+
+        Errors: a :class:`~lazybridge.errors.ProviderError` subclass when it
+        failed (after the client's retries, each told to ``on_retry``).
+        Cancellation: the request in flight is aborted before it propagates.
+        """
+        ...
+
+    async def open_stream(self, request: ModelRequest, *, on_retry: OnRetry | None = None) -> ModelStream:
+        """Send ``request`` streamed; the reply's :class:`ModelStream` once it answers.
+
+        The caller must ``aclose()`` it.  Errors and cancellation: as :meth:`complete`.
+        """
+        ...
+
+    async def cost_usd(self, usage: Usage) -> float:
+        """What ``usage`` of this model costs, in USD (0 when the price is unknown)."""
+        ...
 
 
 class StreamDecoder(Protocol):

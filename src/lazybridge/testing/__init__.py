@@ -1,6 +1,8 @@
 """Test helpers: agents and engines that need no provider, and a fake provider server.
 
 * :class:`MockAgent` / :class:`ScriptedEngine` -- scripted answers, no HTTP;
+* :class:`ScriptedModel` -- scripted *model replies* for ``LLMEngine``: the real
+  agent loop (tools, structured output, memory, streaming), no socket;
 * :class:`FakeProvider` -- an ASGI app speaking every provider's wire format,
   scripted with :class:`Reply` objects, recording :class:`RecordedRequest`;
 * :func:`serve_fake_provider` -- runs it on a loopback socket in a background
@@ -10,5 +12,14 @@
 from ._server import serve_fake_provider
 from .fake_provider import FakeProvider, RecordedRequest, Reply
 from .mock import MockAgent, ScriptedEngine
+from .model import ScriptedModel
 
-__all__ = ["FakeProvider", "MockAgent", "RecordedRequest", "Reply", "ScriptedEngine", "serve_fake_provider"]
+__all__ = [
+    "FakeProvider",
+    "MockAgent",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedEngine",
+    "ScriptedModel",
+    "serve_fake_provider",
+]

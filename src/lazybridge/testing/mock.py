@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .. import events
 from ..agent import Agent
+from ..engines.base import EngineBase
 from ..envelope import Envelope, EnvelopeMetadata
 from ..events import RunContext
 
@@ -26,7 +27,7 @@ Reply = str | Envelope | BaseException
 Script = Reply | Sequence[Reply] | Mapping[str, Reply] | Callable[[str], Any]
 
 
-class ScriptedEngine:
+class ScriptedEngine(EngineBase[None]):
     """An engine that answers from a script.
 
     ``responses`` may be
@@ -49,8 +50,8 @@ class ScriptedEngine:
     provider that sent no usage).
     """
 
-    #: It answers from the script: no tools called, no output parsed, no memory kept.
-    agent_arguments: ClassVar[frozenset[str]] = frozenset()
+    # It answers from the script: no tools called, no output parsed, no memory
+    # kept; EngineBase.prepare refuses the agent's tools=, output=, memory=.
 
     def __init__(
         self,
@@ -120,7 +121,7 @@ class ScriptedEngine:
             return script
         raise TypeError(f"unsupported MockAgent script: {type(script).__name__}")
 
-    def starts_nested_runs(self, agent: Agent) -> bool:
+    def starts_nested_runs(self, prepared: None) -> bool:
         """Only a callable reply runs user code (which may run agents); fixed replies start nothing."""
         script = self.responses
         if isinstance(script, str):
@@ -131,7 +132,7 @@ class ScriptedEngine:
             return any(callable(reply) for reply in script)
         return callable(script)
 
-    async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
+    async def run(self, task: Envelope, *, prepared: None = None, run: RunContext) -> Envelope:
         text = task.task or ""
         self.calls.append(text)
         reply = self._pick(text)
