@@ -68,17 +68,7 @@ def cancel_run(agent: AgentBase, ctx: RunContext, task: Envelope) -> None:
 
 def spent_metadata(agent: AgentBase, ctx: RunContext) -> EnvelopeMetadata:
     """Metadata for a run that ended early: who it is and everything its responses cost."""
-    i, o, c, ni, no, nc = ctx.spent
-    return EnvelopeMetadata(
-        model=agent.model,
-        provider=agent.provider,
-        input_tokens=i,
-        output_tokens=o,
-        cost_usd=c,
-        nested_input_tokens=ni,
-        nested_output_tokens=no,
-        nested_cost_usd=nc,
-    )
+    return EnvelopeMetadata.of_spend(ctx.spent, model=agent.model, provider=agent.provider)
 
 
 def agent_timeout(agent: AgentBase) -> TimeoutError:

@@ -26,6 +26,7 @@ from typing import Any, overload
 import attrs
 import cattrs
 
+from ._spend import Spend
 from .errors import EnvelopeError
 
 __all__ = [
@@ -69,6 +70,36 @@ class EnvelopeMetadata:
     nested_cost_usd: float = 0.0
     #: ``False`` if any model reply counted here reported no usage (see the module docstring).
     usage_reported: bool = True
+
+    @property
+    def spend(self) -> Spend:
+        """The accounting fields as one :class:`~lazybridge._spend.Spend` value."""
+        return Spend(
+            self.input_tokens,
+            self.output_tokens,
+            self.cost_usd,
+            self.nested_input_tokens,
+            self.nested_output_tokens,
+            self.nested_cost_usd,
+            self.usage_reported,
+        )
+
+    @classmethod
+    def of_spend(
+        cls,
+        spend: Spend,
+        *,
+        run_id: str | None = None,
+        agent: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        latency_ms: float = 0.0,
+    ) -> EnvelopeMetadata:
+        """Metadata with ``spend``'s accounting and the given identity."""
+        return cls(
+            run_id, agent, model, provider, spend.input_tokens, spend.output_tokens, spend.cost_usd, latency_ms,
+            spend.nested_input_tokens, spend.nested_output_tokens, spend.nested_cost_usd, spend.usage_reported,
+        )
 
 
 def _is_branch_list(payload: object) -> bool:

@@ -21,6 +21,8 @@ from typing import Any
 
 import attrs
 
+from ._spend import Spend
+
 Sink = Callable[["Event"], None]
 
 #: Event kinds (a stable schema: exporters and tests rely on these names).
@@ -159,13 +161,11 @@ class RunContext:
             ancestor = ancestor.parent
 
     @property
-    def spent(self) -> tuple[int, int, float, int, int, float]:
-        """What the run has spent so far: ``(input_tokens, output_tokens, cost_usd)``
-        inclusive of its nested runs, then ``(nested_input_tokens, nested_output_tokens,
-        nested_cost_usd)``, the nested runs' part."""
+    def spent(self) -> Spend:
+        """What the run has spent so far, its nested runs included (their part as ``nested_*``)."""
         own = self._owner or self
         ni, no, nc = own.nested_input_tokens, own.nested_output_tokens, own.nested_cost_usd
-        return (own.input_tokens + ni, own.output_tokens + no, own.cost_usd + nc, ni, no, nc)
+        return Spend(own.input_tokens + ni, own.output_tokens + no, own.cost_usd + nc, ni, no, nc)
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

@@ -14,6 +14,7 @@ from ._checks import check_timeout
 from ._ids import new_run_id
 from ._run import AgentBase, check_agents
 from ._scope import finish_data
+from ._spend import Spend
 from .envelope import Envelope, EnvelopeMetadata, branch_labels
 from .errors import ConfigurationError
 from .events import RunContext
@@ -224,25 +225,6 @@ def fold_branches(branches: list[Envelope], task: Envelope) -> Envelope:
 
     ``latency_ms`` is left for the caller (the wrapper's run measures it).
     """
-    input_tokens = output_tokens = 0
-    cost = 0.0
-    reported = True
-    error = None
-    for branch in branches:
-        meta = branch.metadata
-        input_tokens += meta.input_tokens
-        output_tokens += meta.output_tokens
-        cost += meta.cost_usd
-        reported = reported and meta.usage_reported
-        if error is None and branch.error is not None:
-            error = branch.error
-    metadata = EnvelopeMetadata(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost,
-        nested_input_tokens=input_tokens,
-        nested_output_tokens=output_tokens,
-        nested_cost_usd=cost,
-        usage_reported=reported,
-    )
+    error = next((branch.error for branch in branches if branch.error is not None), None)
+    metadata = EnvelopeMetadata.of_spend(Spend.total(branch.metadata for branch in branches).as_nested())
     return Envelope(task=task.task, context=task.context, payload=branches, metadata=metadata, error=error)

@@ -46,13 +46,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from .. import events
+from .._spend import Spend
 from ..envelope import Envelope, EnvelopeMetadata
 from ..errors import ConfigurationError, MaxTurnsExceeded, StructuredOutputError
 from ..events import RunContext
 from ..memory import Memory
-from ..messages import Message, ModelRequest, ModelResponse, ToolCall, ToolChoice, ToolResult, Usage
+from ..messages import Message, ModelRequest, ModelResponse, ToolCall, ToolChoice, ToolResult
 from ._output import FINAL_ANSWER, InvalidOutput, OutputSpec
-from ._toolloop import Spend, ToolSet, run_tool_calls
+from ._toolloop import NestedSpend, ToolSet, run_tool_calls
 
 if TYPE_CHECKING:
     from ..providers.base import ModelStream, OnRetry, RetryNotice
@@ -65,10 +66,9 @@ OutputMode = Literal["auto", "native", "tool"]
 
 @attrs.define
 class Tally:
-    """Usage and cost of every model call of one run."""
+    """One run's own model calls: how many, and what they spent."""
 
-    usage: Usage = attrs.field(factory=Usage)
-    cost_usd: float = 0.0
+    spend: Spend = attrs.field(factory=Spend)
     turns: int = 0
 
 
@@ -195,7 +195,7 @@ class Conversation:
         self._first = len(history)
         self._forget: set[int] = set()  # failed structured answers and their re-prompts
         self.tally = Tally()
-        self.spend = Spend()
+        self.nested = NestedSpend()
         self.tool_rounds = 0
         self.retries = 0
         self.paused_text = ""  # text of paused replies (pause_turn), the start of the answer
@@ -237,8 +237,7 @@ class Conversation:
         """Count a reply: its cost, the run's live account, its ``model_response`` event."""
         usage = response.usage
         cost = await self.client.cost_usd(usage)
-        self.tally.usage = self.tally.usage + usage
-        self.tally.cost_usd += cost
+        self.tally.spend += Spend.own(usage.input_tokens, usage.output_tokens, cost, reported=usage.reported)
         self.tally.turns += 1
         # The run's live account: what a timeout or a cancellation still reports.
         self.run.record(usage.input_tokens, usage.output_tokens, cost)
@@ -386,7 +385,7 @@ class Conversation:
                 )
             )
         todo = [c for i, c in enumerate(calls) if i not in invalid]
-        done = iter(await run_tool_calls(todo, self.tools, run=self.run, spend=self.spend) if todo else ())
+        done = iter(await run_tool_calls(todo, self.tools, run=self.run, spend=self.nested) if todo else ())
         results = tuple(invalid[i] if i in invalid else next(done) for i in range(len(calls)))
         self.messages.append(Message("tool", results))
         self.tool_rounds += 1
@@ -415,18 +414,9 @@ class Conversation:
     # -- the end -----------------------------------------------------------------
 
     def metadata(self) -> EnvelopeMetadata:
-        own, nested = self.tally, self.spend
-        return EnvelopeMetadata(
-            model=self.client.model,
-            provider=self.client.provider,
-            input_tokens=own.usage.input_tokens + nested.input_tokens,
-            output_tokens=own.usage.output_tokens + nested.output_tokens,
-            cost_usd=own.cost_usd + nested.cost_usd,
-            nested_input_tokens=nested.input_tokens,
-            nested_output_tokens=nested.output_tokens,
-            nested_cost_usd=nested.cost_usd,
-            usage_reported=own.usage.reported and nested.usage_reported,
-        )
+        """The run's accounting so far: its own model calls plus its sub-agents' (nested)."""
+        spend = self.tally.spend + self.nested.value
+        return EnvelopeMetadata.of_spend(spend, model=self.client.model, provider=self.client.provider)
 
     def _fail(self, error: Exception) -> Envelope:
         self.failure = error

@@ -32,6 +32,7 @@ import anyio
 import attrs
 
 from .. import events
+from .._spend import Spend
 from ..envelope import Envelope
 from ..errors import ConfigurationError
 from ..events import RunContext
@@ -84,25 +85,24 @@ class ToolSet:
         return bool(self.tools)
 
 
-@attrs.define
-class Spend:
-    """Tokens and cost spent by the runs behind tool calls (sub-agents)."""
+class NestedSpend:
+    """What the runs behind one run's tool calls (sub-agents) spent, as the nested part of its spend.
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    usage_reported: bool = True
+    A holder, because tool calls run concurrently and each adds its
+    sub-agent's envelope as it comes back.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = Spend()
 
     def add(self, env: Envelope) -> None:
-        meta = env.metadata
-        self.input_tokens += meta.input_tokens
-        self.output_tokens += meta.output_tokens
-        self.cost_usd += meta.cost_usd
-        self.usage_reported = self.usage_reported and meta.usage_reported
+        self.value += env.metadata.spend.as_nested()
 
 
 async def run_tool_calls(
-    calls: Sequence[ToolCall], tools: ToolSet, *, run: RunContext, spend: Spend
+    calls: Sequence[ToolCall], tools: ToolSet, *, run: RunContext, spend: NestedSpend
 ) -> list[ToolResult]:
     """Run ``calls`` concurrently; their results in call order.
 
@@ -133,12 +133,12 @@ async def _run_into(
     call: ToolCall,
     tools: ToolSet,
     run: RunContext,
-    spend: Spend,
+    spend: NestedSpend,
 ) -> None:
     results[index] = await _run_one(call, tools, run, spend)
 
 
-async def _run_one(call: ToolCall, tools: ToolSet, run: RunContext, spend: Spend) -> ToolResult:
+async def _run_one(call: ToolCall, tools: ToolSet, run: RunContext, spend: NestedSpend) -> ToolResult:
     traced = bool(run.sinks)
     started = time.perf_counter()
     try:

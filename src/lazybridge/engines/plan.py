@@ -35,6 +35,7 @@ import attrs
 from .. import events
 from .._run import AgentBase
 from .._scope import finish_data
+from .._spend import Spend
 from ..envelope import Envelope, EnvelopeMetadata, converter
 from ..errors import ConfigurationError, MaxIterationsExceeded, PlanCompileError, StructuredOutputError
 from ..events import RunContext
@@ -125,9 +126,7 @@ class _PlanRun:
         self.outputs: dict[str, Envelope] = {}
         self.bands: dict[str, Envelope] = {}
         self.visits = [0] * len(plan.steps)
-        self.input_tokens = self.output_tokens = 0
-        self.cost = 0.0
-        self.usage_reported = True
+        self.spend = Spend()  # the steps' spend so far: all of it nested
 
     async def execute(self) -> Envelope:
         steps = self.plan.steps
@@ -170,25 +169,11 @@ class _PlanRun:
 
     def _record(self, name: str, env: Envelope) -> None:
         self.outputs[name] = env
-        meta = env.metadata
-        self.input_tokens += meta.input_tokens
-        self.output_tokens += meta.output_tokens
-        self.cost += meta.cost_usd
-        self.usage_reported = self.usage_reported and meta.usage_reported
+        self.spend += env.metadata.spend.as_nested()
 
     def _result(self, env: Envelope) -> Envelope:
         m = env.metadata
-        metadata = EnvelopeMetadata(
-            model=m.model,
-            provider=m.provider,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            cost_usd=self.cost,
-            nested_input_tokens=self.input_tokens,
-            nested_output_tokens=self.output_tokens,
-            nested_cost_usd=self.cost,
-            usage_reported=self.usage_reported,
-        )
+        metadata = EnvelopeMetadata.of_spend(self.spend, model=m.model, provider=m.provider)
         return Envelope(self.start.task, self.start.context, env.payload, metadata, env.error)
 
     async def _route(self, i: int, env: Envelope) -> int:
@@ -353,19 +338,8 @@ def _as_envelope(result: Any) -> Envelope:
     if not isinstance(result, Envelope):
         return Envelope(payload=result)
     m = result.metadata
-    nested = m.run_id is not None  # it came from a run, which reported its own cost
-    return Envelope(
-        payload=result.payload,
-        error=result.error,
-        metadata=EnvelopeMetadata(
-            model=m.model,
-            provider=m.provider,
-            input_tokens=m.input_tokens,
-            output_tokens=m.output_tokens,
-            cost_usd=m.cost_usd,
-            nested_input_tokens=m.input_tokens if nested else m.nested_input_tokens,
-            nested_output_tokens=m.output_tokens if nested else m.nested_output_tokens,
-            nested_cost_usd=m.cost_usd if nested else m.nested_cost_usd,
-            usage_reported=m.usage_reported,
-        ),
-    )
+    spend = m.spend
+    if m.run_id is not None:  # it came from a run, which reported its own cost
+        spend = spend.as_nested()
+    metadata = EnvelopeMetadata.of_spend(spend, model=m.model, provider=m.provider)
+    return Envelope(payload=result.payload, error=result.error, metadata=metadata)
