@@ -475,7 +475,7 @@ class LLMStream:
         request = conversation.request()
         if self._run.sinks:
             self._run.emit(
-                events.MODEL_REQUEST,
+                events.ModelRequestEvent,
                 model=request.model,
                 provider=engine.provider,
                 turn=conversation.tally.turns + 1,

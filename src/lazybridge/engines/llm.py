@@ -311,7 +311,7 @@ class LLMEngine:
         traced = bool(run.sinks)
         if traced:
             run.emit(
-                events.MODEL_REQUEST,
+                events.ModelRequestEvent,
                 model=request.model,
                 provider=self.provider,
                 turn=turn,
@@ -332,7 +332,7 @@ class LLMEngine:
         def report(notice: _http.RetryNotice) -> None:
             error = notice.error
             run.emit(
-                events.MODEL_RETRY,
+                events.ModelRetryEvent,
                 model=self._route.model,
                 provider=self.provider,
                 turn=turn,
@@ -363,7 +363,7 @@ class LLMEngine:
     ) -> None:
         usage = response.usage
         run.emit(
-            events.MODEL_RESPONSE,
+            events.ModelResponseEvent,
             text=response.text,
             model=self._route.model,
             provider=self.provider,

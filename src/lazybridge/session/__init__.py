@@ -66,7 +66,7 @@ from types import TracebackType
 import anyio.to_thread
 
 from .._ids import new_run_id
-from ..events import Event
+from ..events import Event, UntypedEvent
 from ._log import EventLog
 from ._writer import Exporter, SessionWarning, Writer, warn_once
 from .exporters import CallableExporter, ConsoleExporter, JsonlExporter, SQLiteExporter, create_schema
@@ -178,13 +178,13 @@ class Session:
             try:
                 event = redact(event)
             except Exception as exc:
-                event = Event(
-                    event.kind,
+                event = UntypedEvent(
                     event.run_id,
                     event.parent_run_id,
                     event.agent,
                     event.branch,
                     event.time,
+                    event.kind,
                     {"redaction_failed": type(exc).__name__},
                 )
                 warn_once(
