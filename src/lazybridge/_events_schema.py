@@ -25,7 +25,7 @@ schema sits apart from the run context that emits it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
@@ -178,7 +178,7 @@ class ModelResponseEvent(Event):
     usage: Mapping[str, int] = attrs.field(factory=dict)
     cost_usd: float = 0.0
     stop_reason: str | None = None
-    tool_calls: Sequence[str] = ()
+    tool_calls: list[str] = attrs.field(factory=list)
     latency_ms: float | None = None
 
 
@@ -247,7 +247,7 @@ class ParallelStartEvent(Event):
 
     kind: ClassVar[str] = "parallel_start"
     branches: int
-    names: Sequence[str]
+    names: list[str]
 
 
 @_register

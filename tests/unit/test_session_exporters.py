@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import anyio
+import attrs
 import pytest
 
 from lazybridge import Agent, AgentBase, Event, Plan, Session, Step, events, from_parallel_all
