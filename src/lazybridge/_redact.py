@@ -1,8 +1,9 @@
 """Redaction: secrets are masked in every event before a Session stores or exports it.
 
 :func:`redact_event` is a :class:`~lazybridge.Session`'s default ``redact=``.
-It walks the event's ``data`` and, in every string, replaces what looks like
-a credential with ``[REDACTED]``:
+It walks the event's own fields (those of its kind, ``event.data``; not the
+ids and names of the envelope) and, in every string, replaces what looks
+like a credential with ``[REDACTED]``:
 
 * provider keys by shape: ``sk-...`` and ``sk-ant-...`` (OpenAI, Anthropic,
   DeepSeek), ``AIza...`` (Google), ``ghp_...`` and friends (GitHub),
@@ -21,7 +22,7 @@ secret past the redactor inside its ``repr``.
 
 A custom ``Session(redact=fn)`` replaces this with ``fn(event) -> event``;
 it can call :func:`redact_value` or :func:`redact_text` to keep these rules
-and add its own.
+and add its own, and return ``attrs.evolve(event, field=new_value, ...)``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import attrs
 
 from .envelope import converter
-from .events import Event
+from .events import Event, UntypedEvent
 
 __all__ = ["REDACTED", "is_secret_name", "redact_event", "redact_text", "redact_value"]
 
@@ -150,6 +151,16 @@ def redact_value(value: Any) -> Any:
 
 
 def redact_event(event: Event) -> Event:
-    """``event`` with its data redacted (the default ``Session(redact=...)``)."""
-    data = redact_value(event.data)
-    return Event(event.kind, event.run_id, event.parent_run_id, event.agent, event.branch, event.time, data)
+    """``event`` with its own fields redacted (the default ``Session(redact=...)``).
+
+    The result is an event of the same class; a field that is not JSON-like
+    data comes back as its redacted JSON form (see :func:`redact_value`).
+    """
+    if isinstance(event, UntypedEvent):
+        return attrs.evolve(event, data=redact_value(event.data))
+    fields = {}
+    for name in event.data_fields:
+        value = getattr(event, name)
+        # Numbers, booleans and None carry no secret: skip the walk for most fields.
+        fields[name] = value if value is None or isinstance(value, (bool, int, float)) else redact_value(value)
+    return type(event)(event.run_id, event.parent_run_id, event.agent, event.branch, event.time, **fields)

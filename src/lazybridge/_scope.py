@@ -39,7 +39,7 @@ def begin_run(agent: AgentBase, task: Envelope) -> RunContext:
     ctx = events.child_context(new_run_id(), agent.name, extra_sinks=agent._sinks)
     ctx.started = time.perf_counter()
     if ctx.sinks:
-        ctx.emit(events.AGENT_START, task=task.task, model=agent.model, agent_kind=type(agent).__name__)
+        ctx.emit(events.AgentStartEvent, task=task.task, model=agent.model, agent_kind=type(agent).__name__)
     return ctx
 
 
@@ -51,7 +51,7 @@ def end_run(agent: AgentBase, ctx: RunContext, task: Envelope, result: Envelope)
     if meta.cost_usd or meta.input_tokens or meta.output_tokens:
         ctx.settle(meta.input_tokens, meta.output_tokens, meta.cost_usd)
     if ctx.sinks:
-        ctx.emit(events.AGENT_FINISH, agent_kind=type(agent).__name__, **finish_data(envelope))
+        ctx.emit(events.AgentFinishEvent, agent_kind=type(agent).__name__, **finish_data(envelope))
     return envelope
 
 
@@ -63,7 +63,7 @@ def cancel_run(agent: AgentBase, ctx: RunContext, task: Envelope) -> None:
     cancelled = Envelope.error_envelope(error, metadata=spent_metadata(agent, ctx))
     latency_ms = (time.perf_counter() - ctx.started) * 1000.0
     cancelled = finish_envelope(cancelled, task, ctx.run_id, agent.name, latency_ms)
-    ctx.emit(events.AGENT_FINISH, agent_kind=type(agent).__name__, **finish_data(cancelled))
+    ctx.emit(events.AgentFinishEvent, agent_kind=type(agent).__name__, **finish_data(cancelled))
 
 
 def spent_metadata(agent: AgentBase, ctx: RunContext) -> EnvelopeMetadata:
@@ -89,7 +89,7 @@ def finish_envelope(result: Envelope, task: Envelope, run_id: str, agent: str, l
 
 
 def finish_data(env: Envelope) -> dict[str, Any]:
-    """The data of a finish event for ``env`` (shared by agents, branches and plans)."""
+    """The fields of a finish event for ``env`` (:class:`~lazybridge.events.FinishEvent`: agents, branches, plan steps)."""
     meta = env.metadata
     return {
         "ok": env.ok,

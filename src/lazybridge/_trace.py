@@ -17,9 +17,23 @@ import json
 import sys
 from typing import Any
 
-from . import events
 from ._redact import redact_text
-from .events import Event
+from .events import (
+    AgentFinishEvent,
+    AgentStartEvent,
+    BranchFinishEvent,
+    BranchStartEvent,
+    Event,
+    FinishEvent,
+    ModelResponseEvent,
+    ParallelFinishEvent,
+    ParallelStartEvent,
+    StepFinishEvent,
+    StepStartEvent,
+    ToolCallEvent,
+    ToolErrorEvent,
+    ToolResultEvent,
+)
 
 _SNIPPET = 60
 
@@ -85,60 +99,64 @@ class TracePrinter:
             print(redact_text(line), file=sys.stdout, flush=True)
 
     def format(self, event: Event) -> str | None:
-        kind, data = event.kind, event.data
         who = _who(event)
-        if kind == events.PARALLEL_START:
-            prefix = f"[{who}] " if event.branch is not None else ""
-            return f"{prefix}[{event.agent} ▶ {data['branches']} branches]"
-        if kind == events.PARALLEL_FINISH:
-            prefix = f"[{who}] " if event.branch is not None else ""
-            return (
-                f"{prefix}[done] branches={data['branches']} total_cost={cost(data['total_cost_usd'])}"
-                f" max_latency={data['max_latency_ms']:.0f}ms"
-            )
-        if kind == events.BRANCH_START:
-            model = f" model={data['model']}" if data.get("model") else ""
-            return f"[branch {event.branch}{model}] started"
-        if kind == events.BRANCH_FINISH:
-            if data["ok"]:
-                return f"[branch {event.branch}] done cost={cost(data['cost_usd'])}"
-            return f"[branch {event.branch}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
-        if kind in (events.AGENT_START, events.AGENT_FINISH):
-            if kind == events.AGENT_START:
-                self._open.add(event.run_id)
-            else:
-                self._open.discard(event.run_id)
-            if event.parent_run_id in self._open or data.get("agent_kind") == "ParallelAgent":
-                return None  # the parent's lines (a branch, a tool call) or the parallel header say it
-            if kind == events.AGENT_START:
-                model = f" model={data['model']}" if data.get("model") else ""
-                return f"[{who}{model}] started"
-            if data["ok"]:
-                return f"[{who}] done cost={cost(data['cost_usd'])} latency={data['latency_ms']:.0f}ms"
-            return f"[{who}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
-        if kind == events.MODEL_RESPONSE:
-            text = data.get("text") or ""
-            if not text:
-                return None
-            return f"[{who}] assistant: {snippet(text)}"
-        if kind == events.TOOL_CALL:
-            return f"[{who}] tool: {data['name']}({_args(data.get('arguments'))})"
-        if kind == events.TOOL_RESULT:
-            return f"[{who}] tool result: {data['name']} -> {snippet(str(data.get('result', '')))}"
-        if kind == events.TOOL_ERROR:
-            return f"[{who}] tool error: {data['name']} -> {snippet(str(data.get('error', '')))}"
-        if kind in (events.STEP_START, events.STEP_FINISH) and data.get("parallel"):
-            # A member of a plan's parallel band reads like a branch of Agent.parallel.
-            if kind == events.STEP_START:
-                model = f" model={data['model']}" if data.get("model") else ""
-                return f"[branch {data['step']}{model}] started"
-            if data["ok"]:
-                return f"[branch {data['step']}] done cost={cost(data['cost_usd'])}"
-            return f"[branch {data['step']}] failed {data['error_type']}: {snippet(data['error_message'] or '')}"
-        if kind == events.STEP_START:
-            return f"[{who}] step {data['step']} started"
-        if kind == events.STEP_FINISH:
-            if data["ok"]:
-                return f"[{who}] step {data['step']} done cost={cost(data['cost_usd'])} latency={data['latency_ms']:.0f}ms"
-            return f"[{who}] step {data['step']} failed {data['error_type']}: {snippet(data['error_message'] or '')}"
+        match event:
+            case ParallelStartEvent():
+                prefix = f"[{who}] " if event.branch is not None else ""
+                return f"{prefix}[{event.agent} ▶ {event.branches} branches]"
+            case ParallelFinishEvent():
+                prefix = f"[{who}] " if event.branch is not None else ""
+                return (
+                    f"{prefix}[done] branches={event.branches} total_cost={cost(event.total_cost_usd)}"
+                    f" max_latency={event.max_latency_ms:.0f}ms"
+                )
+            case BranchStartEvent():
+                model = f" model={event.model}" if event.model else ""
+                return f"[branch {event.branch}{model}] started"
+            case BranchFinishEvent():
+                if event.ok:
+                    return f"[branch {event.branch}] done cost={cost(event.cost_usd)}"
+                return f"[branch {event.branch}] failed {_failure(event)}"
+            case AgentStartEvent() | AgentFinishEvent():
+                return self._run_line(event, who)
+            case ModelResponseEvent():
+                return f"[{who}] assistant: {snippet(event.text)}" if event.text else None
+            case ToolCallEvent():
+                return f"[{who}] tool: {event.name}({_args(event.arguments)})"
+            case ToolResultEvent():
+                return f"[{who}] tool result: {event.name} -> {snippet(event.result)}"
+            case ToolErrorEvent():
+                return f"[{who}] tool error: {event.name} -> {snippet(f'{event.error_type}: {event.message}')}"
+            case StepStartEvent(parallel=True):
+                # A member of a plan's parallel band reads like a branch of Agent.parallel.
+                model = f" model={event.model}" if event.model else ""
+                return f"[branch {event.step}{model}] started"
+            case StepFinishEvent(parallel=True):
+                if event.ok:
+                    return f"[branch {event.step}] done cost={cost(event.cost_usd)}"
+                return f"[branch {event.step}] failed {_failure(event)}"
+            case StepStartEvent():
+                return f"[{who}] step {event.step} started"
+            case StepFinishEvent():
+                if event.ok:
+                    return f"[{who}] step {event.step} done cost={cost(event.cost_usd)} latency={event.latency_ms:.0f}ms"
+                return f"[{who}] step {event.step} failed {_failure(event)}"
         return None
+
+    def _run_line(self, event: AgentStartEvent | AgentFinishEvent, who: str) -> str | None:
+        if isinstance(event, AgentStartEvent):
+            self._open.add(event.run_id)
+        else:
+            self._open.discard(event.run_id)
+        if event.parent_run_id in self._open or event.agent_kind == "ParallelAgent":
+            return None  # the parent's lines (a branch, a tool call) or the parallel header say it
+        if isinstance(event, AgentStartEvent):
+            model = f" model={event.model}" if event.model else ""
+            return f"[{who}{model}] started"
+        if event.ok:
+            return f"[{who}] done cost={cost(event.cost_usd)} latency={event.latency_ms:.0f}ms"
+        return f"[{who}] failed {_failure(event)}"
+
+
+def _failure(event: FinishEvent) -> str:
+    return f"{event.error_type}: {snippet(event.error_message or '')}"

@@ -8,6 +8,13 @@ in a :class:`contextvars.ContextVar`, which both asyncio and Trio copy into
 child tasks and which ``anyio.to_thread`` copies into worker threads, so
 nested runs inherit their parent's sinks without being told.
 
+Events are typed: one frozen attrs class per kind (:class:`AgentStartEvent`,
+:class:`ToolErrorEvent`, ...; the base is :class:`Event`), with the run's
+envelope fields and the kind's own.  ``run.emit(ToolErrorEvent, name=...,
+...)`` builds one from the run's context.  Their JSON form and the reference
+table in ``docs/session.md`` follow the classes (see
+:mod:`lazybridge._events_schema`).
+
 Emitting with no sinks costs one attribute check: fan-outs of thousands of
 branches pay nothing for tracing they did not ask for.
 """
@@ -16,16 +23,77 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec
 
-import attrs
-
+from ._events_schema import (
+    EVENT_TYPES,
+    AgentFinishEvent,
+    AgentStartEvent,
+    BranchFinishEvent,
+    BranchStartEvent,
+    Event,
+    FinishEvent,
+    ModelRequestEvent,
+    ModelResponseEvent,
+    ModelRetryEvent,
+    ParallelFinishEvent,
+    ParallelStartEvent,
+    StepFinishEvent,
+    StepStartEvent,
+    ToolCallEvent,
+    ToolErrorEvent,
+    ToolResultEvent,
+    UntypedEvent,
+)
 from ._spend import Spend
 
-Sink = Callable[["Event"], None]
+__all__ = [
+    "AGENT_FINISH",
+    "AGENT_START",
+    "BRANCH_FINISH",
+    "BRANCH_START",
+    "EVENT_TYPES",
+    "MODEL_REQUEST",
+    "MODEL_RESPONSE",
+    "MODEL_RETRY",
+    "PARALLEL_FINISH",
+    "PARALLEL_START",
+    "STEP_FINISH",
+    "STEP_START",
+    "TOOL_CALL",
+    "TOOL_ERROR",
+    "TOOL_RESULT",
+    "AgentFinishEvent",
+    "AgentStartEvent",
+    "BranchFinishEvent",
+    "BranchStartEvent",
+    "Event",
+    "FinishEvent",
+    "ModelRequestEvent",
+    "ModelResponseEvent",
+    "ModelRetryEvent",
+    "ParallelFinishEvent",
+    "ParallelStartEvent",
+    "RunContext",
+    "Sink",
+    "StepFinishEvent",
+    "StepStartEvent",
+    "ToolCallEvent",
+    "ToolErrorEvent",
+    "ToolResultEvent",
+    "UntypedEvent",
+    "child_context",
+    "current_run",
+    "enter",
+    "leave",
+]
 
-#: Event kinds (a stable schema: exporters and tests rely on these names).
+Sink = Callable[[Event], None]
+_P = ParamSpec("_P")
+
+#: Event kinds (a stable schema: exporters, queries and tests rely on these names);
+#: each is the ``kind`` of one class of :mod:`lazybridge._events_schema`.
 AGENT_START = "agent_start"
 AGENT_FINISH = "agent_finish"
 MODEL_REQUEST = "model_request"
@@ -40,19 +108,6 @@ BRANCH_START = "branch_start"
 BRANCH_FINISH = "branch_finish"
 STEP_START = "step_start"
 STEP_FINISH = "step_finish"
-
-
-@attrs.frozen
-class Event:
-    """One thing that happened during a run."""
-
-    kind: str
-    run_id: str
-    parent_run_id: str | None
-    agent: str
-    branch: str | None
-    time: float
-    data: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class RunContext:
@@ -113,12 +168,22 @@ class RunContext:
     def __repr__(self) -> str:
         return f"RunContext(run_id={self.run_id!r}, agent={self.agent!r}, branch={self.branch!r})"
 
-    def emit(self, kind: str, **data: Any) -> None:
-        """Send an event to every sink.  A sink that raises is the sink's bug:
-        sinks must not raise (Session wraps its exporters to guarantee it)."""
+    def emit(
+        self,
+        event_type: Callable[Concatenate[str, str | None, str, str | None, float, _P], Event],
+        /,
+        *args: _P.args,
+        **fields: _P.kwargs,
+    ) -> None:
+        """Send an ``event_type`` event with this run's envelope fields and ``fields`` to every sink.
+
+        With no sinks nothing is built: a fan-out that traces nothing pays one
+        attribute check per event.  A sink that raises is the sink's bug:
+        sinks must not raise (Session wraps its exporters to guarantee it).
+        """
         if not self.sinks:
             return
-        event = Event(kind, self.run_id, self.parent_run_id, self.agent, self.branch, time.time(), data)
+        event = event_type(self.run_id, self.parent_run_id, self.agent, self.branch, time.time(), *args, **fields)
         for sink in self.sinks:
             sink(event)
 

@@ -106,7 +106,7 @@ class ParallelAgent(AgentBase):
         limiter = anyio.CapacityLimiter(self.concurrency_limit) if self.concurrency_limit else None
         traced = bool(run.sinks)
         if traced:
-            run.emit(events.PARALLEL_START, branches=n, names=list(self.labels))
+            run.emit(events.ParallelStartEvent, branches=n, names=list(self.labels))
         branch_run = run if traced else None
         started = time.perf_counter()
         # Each branch is a task whose return value is its envelope, named
@@ -120,7 +120,7 @@ class ParallelAgent(AgentBase):
         branches = [handle.return_value for handle in handles]
         if traced:
             run.emit(
-                events.PARALLEL_FINISH,
+                events.ParallelFinishEvent,
                 branches=n,
                 total_cost_usd=sum(b.metadata.cost_usd for b in branches),
                 max_latency_ms=max(b.metadata.latency_ms for b in branches),
@@ -176,7 +176,7 @@ class ParallelAgent(AgentBase):
             # task's own copy, so the label does not leak to siblings.
             branch_ctx = run.labelled(f"{run.branch}/{label}" if run.branch else label)
             events.enter(branch_ctx)
-            branch_ctx.emit(events.BRANCH_START, index=index, model=agent.model)
+            branch_ctx.emit(events.BranchStartEvent, index=index, model=agent.model)
         started = time.perf_counter()
         try:
             if type(agent).run is AgentBase.run:
@@ -202,7 +202,7 @@ class ParallelAgent(AgentBase):
                 raise
             env = self._error_envelope(exc, agent, task, started)
         if branch_ctx is not None:
-            branch_ctx.emit(events.BRANCH_FINISH, index=index, **finish_data(env))
+            branch_ctx.emit(events.BranchFinishEvent, index=index, **finish_data(env))
         return env
 
     def _error_envelope(self, error: BaseException, agent: AgentBase, task: Envelope, started: float) -> Envelope:

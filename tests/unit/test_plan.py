@@ -22,6 +22,7 @@ from lazybridge import (
     from_start,
     from_step,
 )
+from lazybridge.events import ToolErrorEvent
 from lazybridge.testing import MockAgent
 
 pytestmark = pytest.mark.anyio
@@ -244,7 +245,11 @@ async def test_a_raising_function_fails_its_step_with_a_tool_error_event() -> No
     env = await agent.run("t")
     assert env.error is not None and env.error.type == "ValueError"
     assert after.calls == []
-    assert [e.data["error"] for e in recorder.kinds("tool_error")] == ["ValueError: no such record"]
+    [error] = recorder.kinds("tool_error")
+    assert isinstance(error, ToolErrorEvent)
+    assert (error.name, error.call_id, error.error_type, error.message) == (
+        "broken", None, "ValueError", "no such record"
+    )
 
 
 async def test_an_agent_envelope_returned_by_a_tool_step_counts_as_nested() -> None:

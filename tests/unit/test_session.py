@@ -42,11 +42,11 @@ class Orchestrator:
         self.tool, self.cost_usd, self.input_tokens = tool, cost_usd, input_tokens
 
     async def run(self, task: Envelope, *, agent: Agent, run: RunContext) -> Envelope:
-        run.emit(events.MODEL_RESPONSE, text="let me ask", model=self.model, turn=1)
-        run.emit(events.TOOL_CALL, name=self.tool.name, arguments={"task": task.task})
+        run.emit(events.ModelResponseEvent, text="let me ask", model=self.model, turn=1)
+        run.emit(events.ToolCallEvent, name=self.tool.name, call_id="call_1", arguments={"task": task.task})
         result = await self.tool.call({"task": task.task})
-        run.emit(events.TOOL_RESULT, name=self.tool.name, result=result.text())
-        run.emit(events.MODEL_RESPONSE, text="answered", model=self.model, turn=2)
+        run.emit(events.ToolResultEvent, name=self.tool.name, call_id="call_1", result=result.text(), latency_ms=0.0)
+        run.emit(events.ModelResponseEvent, text="answered", model=self.model, turn=2)
         sub = result.metadata
         return Envelope(
             payload=f"orchestrated({result.text()})",
@@ -332,7 +332,7 @@ def test_emit_from_many_threads_keeps_every_event() -> None:
 
         def burst() -> None:
             for i in range(200):
-                run.emit("custom", i=i)
+                run.emit(events.ToolCallEvent, name="burst", call_id=str(i), arguments={})
 
         threads = [threading.Thread(target=burst) for _ in range(4)]
         for t in threads:

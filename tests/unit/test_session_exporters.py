@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from lazybridge import Agent, AgentBase, Event, Plan, Session, Step, events, from_parallel_all
-from lazybridge.events import RunContext
+from lazybridge.events import AgentStartEvent, RunContext
 from lazybridge.session import JsonlExporter, SessionWarning
 from lazybridge.session.otel import OTelExporter
 from lazybridge.session.redact import REDACTED, redact_text
@@ -120,13 +121,13 @@ async def test_the_sqlite_log_reads_back_after_a_run(tmp_path: Path) -> None:
 
 
 def test_a_long_burst_is_stored_in_batches_and_flush_after_close_returns(tmp_path: Path) -> None:
-    from lazybridge.events import RunContext
+    from lazybridge.events import RunContext, ToolCallEvent
 
     session = Session(db=tmp_path / "burst.sqlite")
     run = RunContext("run_burst", "burst", sinks=(session.emit,))
     for i in range(1234):
-        run.emit("custom", i=i)
-    assert [e.data["i"] for e in session.events.query("custom")] == list(range(1234))
+        run.emit(ToolCallEvent, name="burst", call_id=None, arguments={"i": i})
+    assert [e.arguments["i"] for e in session.events.query("tool_call")] == list(range(1234))
     assert session.close() and session.flush(timeout=1)
     assert len(session.events.query(run_id="run_burst")) == 1234
 
@@ -254,7 +255,7 @@ async def test_otel_ends_the_span_of_a_run_cancelled_from_outside(tracing: Traci
 async def test_otel_ends_spans_left_open_when_the_session_closes(tracing: Tracing) -> None:
     session = Session(exporters=[tracing.exporter()])
     run = RunContext("run_open", "open", sinks=(session.emit,))
-    run.emit(events.AGENT_START, task="t", model=None, agent_kind="Agent")  # and never a finish
+    run.emit(events.AgentStartEvent, task="t", model=None, agent_kind="Agent")  # and never a finish
     await session.aclose()
     [span] = tracing.spans()
     assert span.name == "open" and span.status.status_code.name == "ERROR"
@@ -290,15 +291,14 @@ async def test_secrets_in_a_task_and_a_tool_result_reach_no_exporter(
 
 async def test_a_custom_redactor_replaces_the_default() -> None:
     def upper_only(event: Event) -> Event:
-        data = {k: v.replace("hunter2", "***") if isinstance(v, str) else v for k, v in event.data.items()}
-        return Event(
-            event.kind, event.run_id, event.parent_run_id, event.agent, event.branch, event.time, data
-        )
+        changes = {k: v.replace("hunter2", "***") for k, v in event.data.items() if isinstance(v, str)}
+        return attrs.evolve(event, **changes)
 
     session = Session(redact=upper_only)
     await MockAgent("ok", name="a", session=session).run(f"password hunter2 and {ANTHROPIC_KEY}")
     [start] = session.events.query("agent_start")
-    assert start.data["task"] == f"password *** and {ANTHROPIC_KEY}"  # the default rules are off
+    assert isinstance(start, AgentStartEvent)
+    assert start.task == f"password *** and {ANTHROPIC_KEY}"  # the default rules are off
 
     plain = Session(redact=None)
     await MockAgent("ok", name="a", session=plain).run(ANTHROPIC_KEY)

@@ -223,7 +223,7 @@ class Conversation:
         request = self.request()
         if self.run.sinks:
             self.run.emit(
-                events.MODEL_REQUEST,
+                events.ModelRequestEvent,
                 model=request.model,
                 provider=self.client.provider,
                 turn=self.tally.turns + 1,
@@ -243,7 +243,7 @@ class Conversation:
         self.run.record(usage.input_tokens, usage.output_tokens, cost)
         if self.run.sinks:
             self.run.emit(
-                events.MODEL_RESPONSE,
+                events.ModelResponseEvent,
                 text=response.text,
                 model=self.client.model,
                 provider=self.client.provider,
@@ -266,7 +266,7 @@ class Conversation:
         def report(notice: RetryNotice) -> None:
             error = notice.error
             run.emit(
-                events.MODEL_RETRY,
+                events.ModelRetryEvent,
                 model=client.model,
                 provider=client.provider,
                 turn=turn,

@@ -117,7 +117,7 @@ async def run_tool_calls(
     results: list[ToolResult | None] = [None] * len(calls)
     if run.sinks:  # announced in call order, before any starts (task start order is the backend's)
         for call in calls:
-            run.emit(events.TOOL_CALL, name=call.name, call_id=call.id, arguments=dict(call.arguments))
+            run.emit(events.ToolCallEvent, name=call.name, call_id=call.id, arguments=dict(call.arguments))
     if len(calls) == 1:
         results[0] = await _run_one(calls[0], tools, run, spend)
     else:
@@ -161,7 +161,7 @@ async def _run_one(call: ToolCall, tools: ToolSet, run: RunContext, spend: Neste
     content = _content(value)
     if traced:
         run.emit(
-            events.TOOL_RESULT,
+            events.ToolResultEvent,
             name=call.name,
             call_id=call.id,
             result=content[:RESULT_SNIPPET],
@@ -181,12 +181,11 @@ def _checked_arguments(call: ToolCall) -> Mapping[str, Any]:
 
 def _emit_error(run: RunContext, call: ToolCall, error_type: str, message: str, started: float) -> None:
     run.emit(
-        events.TOOL_ERROR,
+        events.ToolErrorEvent,
         name=call.name,
         call_id=call.id,
         error_type=error_type,
         message=message,
-        error=f"{error_type}: {message}",
         latency_ms=(time.perf_counter() - started) * 1000.0,
     )
 

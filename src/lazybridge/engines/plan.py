@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -212,7 +213,7 @@ class _PlanRun:
             band_start = self.compiled.band_start[i]
             iteration = self.visits[band_start if band_start is not None else i]
             info = {"step": step.name, "index": i, "iteration": iteration, "parallel": step.parallel}
-            ctx.emit(events.STEP_START, **info, target=runner.name, model=runner.model)
+            ctx.emit(events.StepStartEvent, **info, target=runner.name, model=runner.model)
         try:
             task, context = self._inputs(i, prev)
         except LookupError as exc:
@@ -225,7 +226,7 @@ class _PlanRun:
             if step.output is not None and env.ok:
                 env = _coerce_output(step, env)
         if traced:
-            ctx.emit(events.STEP_FINISH, **info, **finish_data(env))
+            ctx.emit(events.StepFinishEvent, **info, **finish_data(env))
         return env
 
     def _inputs(self, i: int, prev: Envelope) -> tuple[Envelope | str, str | None]:
@@ -319,17 +320,31 @@ class _ToolStep(AgentBase):
         if self._context_key is not None and task.context is not None:
             arguments[self._context_key] = task.context
         traced = bool(run.sinks)
-        if traced:
-            run.emit(events.TOOL_CALL, name=self.tool.name, arguments=arguments)
+        if traced:  # a tool step is no model call: it has no call id
+            run.emit(events.ToolCallEvent, name=self.tool.name, call_id=None, arguments=arguments)
+        started = time.perf_counter()
         try:
             result = await self.tool.call(arguments)
         except Exception as exc:
             if traced:
-                run.emit(events.TOOL_ERROR, name=self.tool.name, error=f"{type(exc).__name__}: {exc}")
+                run.emit(
+                    events.ToolErrorEvent,
+                    name=self.tool.name,
+                    call_id=None,
+                    error_type=type(exc).__name__,
+                    message=str(exc) or type(exc).__name__,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                )
             raise
         env = _as_envelope(result)
         if traced:
-            run.emit(events.TOOL_RESULT, name=self.tool.name, result=_text_of(env) if env.ok else "")
+            run.emit(
+                events.ToolResultEvent,
+                name=self.tool.name,
+                call_id=None,
+                result=_text_of(env) if env.ok else "",
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+            )
         return env
 
 

@@ -17,32 +17,26 @@ steps, agents called as tools, model and tool calls.  A nested agent with a
 session of its own reports to both.
 
 The event schema
-    Every event is a :class:`~lazybridge.Event` with ``kind``, ``run_id``,
+    Every event is an instance of one frozen class per kind
+    (:class:`~lazybridge.events.AgentStartEvent`,
+    :class:`~lazybridge.events.ToolErrorEvent`, ...; the base is
+    :class:`~lazybridge.Event`): the envelope fields ``run_id``,
     ``parent_run_id`` (the run it is nested in), ``agent``, ``branch`` (the
-    enclosing parallel branch or band step), ``time`` (``time.time()``) and
-    ``data``.  The kinds and their data:
-
-    | kind | data |
-    |---|---|
-    | ``agent_start`` | ``task``, ``model``, ``agent_kind`` |
-    | ``agent_finish`` | ``ok``, ``error_type``, ``error_message``, ``model``, ``provider``, ``input_tokens``, ``output_tokens``, ``cost_usd``, ``nested_*``, ``latency_ms``, ``agent_kind`` |
-    | ``model_request`` | ``model``, ``provider``, ``turn``, ... |
-    | ``model_response`` | ``text``, ``model``, ``turn``, ``usage``, ``cost_usd``, ... |
-    | ``model_retry`` | ``attempt``, ``wait_s``, ``reason``, ``error_type``, ``status_code`` |
-    | ``tool_call`` | ``name``, ``arguments`` |
-    | ``tool_result`` / ``tool_error`` | ``name``, ``result`` / ``error`` |
-    | ``parallel_start`` / ``_finish`` | ``branches``, ... |
-    | ``branch_start`` / ``_finish`` | ``index``, ``model``; on finish, as ``agent_finish`` |
-    | ``step_start`` / ``_finish`` | ``step``, ``index``, ``iteration``, ``parallel``; on finish, as ``agent_finish`` |
+    enclosing parallel branch or band step) and ``time`` (``time.time()``),
+    then the fields of its kind.  ``event.kind`` names the kind;
+    ``event.data`` is a read-only view of the kind's fields.  The kinds and
+    their fields are tabled in ``docs/session.md`` (checked against the
+    classes by the test suite).
 
 Redaction
     On by default: before an event is stored or exported, API keys, bearer
-    tokens and similar secrets in its data are masked
+    tokens and similar secrets in its fields are masked
     (:func:`~lazybridge.session.redact.redact_event`).  ``redact=fn`` replaces
-    that with ``fn(event) -> event``; ``redact=None`` turns it off.  If the
-    redactor raises, the event keeps its kind and ids but its data is
-    replaced by ``{"redaction_failed": "<exception type>"}``: a payload is
-    dropped rather than leaked.
+    that with ``fn(event) -> event`` (``attrs.evolve(event, ...)`` builds the
+    changed copy); ``redact=None`` turns it off.  If the redactor raises, the
+    event is replaced by an :class:`~lazybridge.events.UntypedEvent` that keeps
+    its kind and ids, with data ``{"redaction_failed": "<exception type>"}``:
+    a payload is dropped rather than leaked.
 
 Lifecycle
     Exporters (``console=True``, ``exporters=[...]``, ``db=``) run in a
@@ -66,7 +60,7 @@ from types import TracebackType
 import anyio.to_thread
 
 from .._ids import new_run_id
-from ..events import Event
+from ..events import Event, UntypedEvent
 from ._log import EventLog
 from ._writer import Exporter, SessionWarning, Writer, warn_once
 from .exporters import CallableExporter, ConsoleExporter, JsonlExporter, SQLiteExporter, create_schema
@@ -178,13 +172,13 @@ class Session:
             try:
                 event = redact(event)
             except Exception as exc:
-                event = Event(
-                    event.kind,
+                event = UntypedEvent(
                     event.run_id,
                     event.parent_run_id,
                     event.agent,
                     event.branch,
                     event.time,
+                    event.kind,
                     {"redaction_failed": type(exc).__name__},
                 )
                 warn_once(

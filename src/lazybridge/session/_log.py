@@ -89,7 +89,8 @@ class EventLog(Sequence[Event]):
         analysis (from async code, run it with ``anyio.to_thread.run_sync``).
         ``all_sessions=True`` also returns events that other Sessions stored
         in the same file.  Without ``db`` it filters the in-memory events.
-        Events read from SQLite carry their data as decoded JSON.
+        Events read from SQLite come back as their kind's class (an
+        :class:`~lazybridge.events.UntypedEvent` for a record that does not fit it).
         """
         filters: list[tuple[str, Any]] = []
         for column, wanted in (

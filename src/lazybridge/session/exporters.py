@@ -23,22 +23,20 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from .._trace import TracePrinter
+from ..envelope import converter
 from ..events import Event
 
 __all__ = ["CallableExporter", "ConsoleExporter", "JsonlExporter", "SQLiteExporter", "event_to_dict"]
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    """The JSON form of an event: ``kind``, ``run_id``, ``parent_run_id``, ``agent``, ``branch``, ``time``, ``data``."""
-    return {
-        "kind": event.kind,
-        "run_id": event.run_id,
-        "parent_run_id": event.parent_run_id,
-        "agent": event.agent,
-        "branch": event.branch,
-        "time": event.time,
-        "data": dict(event.data),
-    }
+    """The JSON form of an event: ``kind``, ``run_id``, ``parent_run_id``, ``agent``, ``branch``, ``time``, ``data``.
+
+    ``data`` holds the fields of the event's kind; ``converter.structure(d, Event)``
+    (:data:`lazybridge.envelope.converter`) reads it back as the kind's class.
+    """
+    result: dict[str, Any] = converter.unstructure(event, Event)
+    return result
 
 
 def _dumps(value: Any) -> str:
@@ -185,7 +183,7 @@ class SQLiteExporter:
                 event.agent,
                 event.branch,
                 event.time,
-                _dumps(dict(event.data)),
+                _dumps(event_to_dict(event)["data"]),
             )
         )
         if len(self._pending) >= self.batch_size:  # a queue that never runs dry still gets written
@@ -247,6 +245,10 @@ def query_sqlite(
     finally:
         conn.close()
     return [
-        Event(kind, run_id, parent, agent, branch, time, json.loads(data))
+        converter.structure(
+            {"kind": kind, "run_id": run_id, "parent_run_id": parent, "agent": agent,
+             "branch": branch, "time": time, "data": json.loads(data)},
+            Event,
+        )
         for kind, run_id, parent, agent, branch, time, data in rows
     ]

@@ -31,8 +31,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import events as kinds
-from ..events import Event
+from ..events import (
+    AgentFinishEvent,
+    AgentStartEvent,
+    BranchFinishEvent,
+    BranchStartEvent,
+    Event,
+    FinishEvent,
+    ModelRequestEvent,
+    ModelResponseEvent,
+    StepFinishEvent,
+    StepStartEvent,
+    ToolCallEvent,
+    ToolErrorEvent,
+    ToolResultEvent,
+)
 
 __all__ = ["OTelExporter"]
 
@@ -134,58 +147,58 @@ class OTelExporter:
     # -- events --------------------------------------------------------------------
 
     def export(self, event: Event) -> None:
-        kind, data = event.kind, event.data
-        error = None if data.get("ok", True) else f"{data.get('error_type')}: {data.get('error_message')}"
-        if kind == kinds.AGENT_START:
-            parent = self._parent_of_run(event)
-            self._start(("run", event.run_id), event.agent, event, parent, _attributes(data))
-        elif kind == kinds.AGENT_FINISH:
-            self._end(("run", event.run_id), event, _attributes(data, ("ok",)), error)
-            self._current_step.pop(event.run_id, None)
-        elif kind in (kinds.BRANCH_START, kinds.STEP_START):
-            what = "branch" if kind == kinds.BRANCH_START else "step"
-            label = event.branch if what == "branch" else str(data.get("step"))
-            key: tuple[str, ...] = (what, event.run_id, label or "")
-            name = f"{what} {label}"
-            self._start(key, name, event, self._open.get(("run", event.run_id)), _attributes(data))
-            if what == "step" and not data.get("parallel"):
-                self._current_step[event.run_id] = key
-        elif kind in (kinds.BRANCH_FINISH, kinds.STEP_FINISH):
-            what = "branch" if kind == kinds.BRANCH_FINISH else "step"
-            label = event.branch if what == "branch" else str(data.get("step"))
-            key = (what, event.run_id, label or "")
-            self._end(key, event, _attributes(data, ("ok",)), error)
-            if self._current_step.get(event.run_id) == key:
-                del self._current_step[event.run_id]
-        elif kind == kinds.MODEL_REQUEST:
-            key = ("model", event.run_id, event.branch or "")
-            parent = self._open.get(("run", event.run_id))
-            self._start(key, f"model {data.get('model')}", event, parent, _attributes(data))
-        elif kind == kinds.MODEL_RESPONSE:
-            key = ("model", event.run_id, event.branch or "")
-            if key in self._open:
-                self._end(key, event, _attributes(data), None)
-            else:  # a response without a request (a scripted engine): an event on the run
+        data = event.data
+        error = None
+        if isinstance(event, FinishEvent) and not event.ok:
+            error = f"{event.error_type}: {event.error_message}"
+        match event:
+            case AgentStartEvent():
+                parent = self._parent_of_run(event)
+                self._start(("run", event.run_id), event.agent, event, parent, _attributes(data))
+            case AgentFinishEvent():
+                self._end(("run", event.run_id), event, _attributes(data, ("ok",)), error)
+                self._current_step.pop(event.run_id, None)
+            case BranchStartEvent() | StepStartEvent():
+                key = self._band_key(event)
+                self._start(key, f"{key[0]} {key[2]}", event, self._open.get(("run", event.run_id)), _attributes(data))
+                if isinstance(event, StepStartEvent) and not event.parallel:
+                    self._current_step[event.run_id] = key
+            case BranchFinishEvent() | StepFinishEvent():
+                key = self._band_key(event)
+                self._end(key, event, _attributes(data, ("ok",)), error)
+                if self._current_step.get(event.run_id) == key:
+                    del self._current_step[event.run_id]
+            case ModelRequestEvent():
+                key = ("model", event.run_id, event.branch or "")
+                parent = self._open.get(("run", event.run_id))
+                self._start(key, f"model {event.model}", event, parent, _attributes(data))
+            case ModelResponseEvent():
+                key = ("model", event.run_id, event.branch or "")
+                if key in self._open:
+                    self._end(key, event, _attributes(data), None)
+                else:  # a response without a request (a scripted engine): an event on the run
+                    self._add_event(event)
+            case ToolCallEvent():
+                parent = self._open.get(("run", event.run_id))
+                self._start(self._tool_key(event), f"tool {event.name}", event, parent, _attributes(data))
+            case ToolResultEvent():
+                self._end(self._tool_key(event), event, _attributes(data), None)
+            case ToolErrorEvent():
+                self._end(self._tool_key(event), event, _attributes(data), f"{event.error_type}: {event.message}")
+            case _:
                 self._add_event(event)
-        elif kind == kinds.TOOL_CALL:
-            key = self._tool_key(event)
-            self._start(
-                key,
-                f"tool {data.get('name')}",
-                event,
-                self._open.get(("run", event.run_id)),
-                _attributes(data),
-            )
-        elif kind in (kinds.TOOL_RESULT, kinds.TOOL_ERROR):
-            error = f"{data.get('error')}" if kind == kinds.TOOL_ERROR else None
-            self._end(self._tool_key(event), event, _attributes(data), error)
-        else:
-            self._add_event(event)
 
     @staticmethod
-    def _tool_key(event: Event) -> tuple[str, ...]:
-        call = event.data.get("id") or event.data.get("call_id") or event.data.get("name")
-        return ("tool", event.run_id, event.branch or "", str(call))
+    def _band_key(event: BranchStartEvent | BranchFinishEvent | StepStartEvent | StepFinishEvent) -> tuple[str, ...]:
+        if isinstance(event, (BranchStartEvent, BranchFinishEvent)):
+            return ("branch", event.run_id, event.branch or "")
+        return ("step", event.run_id, event.step)
+
+    @staticmethod
+    def _tool_key(event: ToolCallEvent | ToolResultEvent | ToolErrorEvent) -> tuple[str, ...]:
+        # A model's tool call has its call id; a Plan tool step (call_id None) runs one call at a time.
+        call = event.call_id if event.call_id is not None else event.name
+        return ("tool", event.run_id, event.branch or "", call)
 
     def _add_event(self, event: Event) -> None:
         span = self._open.get(("run", event.run_id))

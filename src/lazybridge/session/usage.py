@@ -1,6 +1,6 @@
 """usage_summary(): tokens, cost, calls and latency -- in total, per agent and per run.
 
-Built from ``agent_finish`` events only, with the envelope cost rule (see
+Built from ``agent_finish`` events (:class:`~lazybridge.events.AgentFinishEvent`) only, with the envelope cost rule (see
 :mod:`lazybridge.envelope`): a run's ``cost_usd`` and tokens are inclusive,
 ``nested_*`` is the part its nested runs spent, so what a run spent *itself*
 is ``cost_usd - nested_cost_usd``.  Totals and per-agent figures add up that
@@ -15,8 +15,7 @@ from typing import Any
 
 import attrs
 
-from .. import events as kinds
-from ..events import Event
+from ..events import AgentFinishEvent, Event, ModelResponseEvent
 
 __all__ = ["RunUsage", "Usage", "UsageSummary", "summarise"]
 
@@ -95,39 +94,28 @@ class UsageSummary:
         }
 
 
-def _int(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    return int(value) if isinstance(value, (int, float)) else 0
-
-
-def _float(data: Mapping[str, Any], key: str) -> float:
-    value = data.get(key)
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
 def summarise(events: Iterable[Event], run_id: str | None = None) -> UsageSummary:
     """The usage summary of ``events``; with ``run_id``, of that run and the runs nested in it."""
     model_calls: dict[str, int] = {}
     runs: dict[str, RunUsage] = {}
     for event in events:
-        if event.kind == kinds.MODEL_RESPONSE:
+        if isinstance(event, ModelResponseEvent):
             model_calls[event.run_id] = model_calls.get(event.run_id, 0) + 1
-        elif event.kind == kinds.AGENT_FINISH:
-            data = event.data
+        elif isinstance(event, AgentFinishEvent):
             runs[event.run_id] = RunUsage(
                 run_id=event.run_id,
                 parent_run_id=event.parent_run_id,
                 agent=event.agent,
-                agent_kind=data.get("agent_kind"),
-                model=data.get("model"),
-                ok=bool(data.get("ok", True)),
-                input_tokens=_int(data, "input_tokens"),
-                output_tokens=_int(data, "output_tokens"),
-                cost_usd=_float(data, "cost_usd"),
-                nested_input_tokens=_int(data, "nested_input_tokens"),
-                nested_output_tokens=_int(data, "nested_output_tokens"),
-                nested_cost_usd=_float(data, "nested_cost_usd"),
-                latency_ms=_float(data, "latency_ms"),
+                agent_kind=event.agent_kind,
+                model=event.model,
+                ok=event.ok,
+                input_tokens=event.input_tokens,
+                output_tokens=event.output_tokens,
+                cost_usd=event.cost_usd,
+                nested_input_tokens=event.nested_input_tokens,
+                nested_output_tokens=event.nested_output_tokens,
+                nested_cost_usd=event.nested_cost_usd,
+                latency_ms=event.latency_ms,
                 model_calls=0,
             )
     runs = {rid: attrs.evolve(run, model_calls=model_calls.get(rid, 0)) for rid, run in runs.items()}

@@ -148,7 +148,7 @@ class ScriptedEngine(EngineBase[None]):
             return reply
         answer = str(reply)
         if run.sinks:
-            run.emit(events.MODEL_RESPONSE, text=answer, model=self.model, turn=1)
+            run.emit(events.ModelResponseEvent, text=answer, model=self.model, turn=1)
         return Envelope(payload=answer, metadata=self._metadata)
 
 
