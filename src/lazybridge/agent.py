@@ -21,6 +21,7 @@ from .engines.chain import chain_plan
 from .envelope import Envelope
 from .errors import ConfigurationError
 from .events import RunContext
+from .messages import ToolChoice
 from .parallel import ParallelAgent
 
 if TYPE_CHECKING:
@@ -106,11 +107,14 @@ class Agent(AgentBase):
         ]
         if given:
             _check_engine_uses(engine, given)
+        choice = getattr(engine, "tool_choice", None)
+        if given or isinstance(choice, ToolChoice):
             # Raise now what a run would otherwise return as an error envelope:
-            # an undescribable tool function, an unsupported output type.
-            check_agent(self.tools, output, memory)
+            # an undescribable tool function, an unsupported output type, a
+            # tool_choice that names none of the tools.
+            check_agent(self.tools, output, memory, choice if isinstance(choice, ToolChoice) else None)
         super().__init__(
-            name=name or "agent",
+            name="agent" if name is None else name,
             description=description,
             session=session,
             verbose=verbose,

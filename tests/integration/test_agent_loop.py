@@ -298,15 +298,15 @@ def test_tool_choice_is_checked() -> None:
 async def test_tool_choice_naming_a_missing_tool_fails_before_any_request(
     fake: FakeProvider, base_url: str
 ) -> None:
-    """A named tool_choice must name one of the agent's tools."""
+    """A named tool_choice must name one of the agent's tools: refused when the agent is built."""
 
     def a() -> str:
         """A."""
         return "a"
 
-    env = await Agent(engine=engine(base_url, tool_choice="b"), tools=[a]).run("x")
-    assert env.error is not None and env.error.type == "ConfigurationError"
-    assert "'b'" in env.error.message and fake.requests == []
+    with pytest.raises(lazybridge.ConfigurationError, match="tool_choice names 'b'"):
+        Agent(engine=engine(base_url, tool_choice="b"), tools=[a])
+    assert fake.requests == []
 
 
 async def test_tool_calls_without_tools_end_the_run(fake: FakeProvider, base_url: str) -> None:

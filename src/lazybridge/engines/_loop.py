@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from .. import events
+from .._checks import check_seconds, check_whole
 from ..envelope import Envelope, EnvelopeMetadata
 from ..errors import ConfigurationError, MaxTurnsExceeded, StructuredOutputError
 from ..events import RunContext
@@ -97,24 +98,9 @@ class LoopSettings:
         output_mode: str,
     ) -> LoopSettings:
         """Raises :class:`~lazybridge.errors.ConfigurationError` naming the bad argument."""
-        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-            raise ConfigurationError(f"max_turns must be a whole number >= 1, not {max_turns!r}")
-        if (
-            isinstance(max_output_retries, bool)
-            or not isinstance(max_output_retries, int)
-            or max_output_retries < 0
-        ):
-            raise ConfigurationError(
-                f"max_output_retries must be a whole number >= 0, not {max_output_retries!r}"
-            )
-        if tool_timeout is not None and (
-            isinstance(tool_timeout, bool)
-            or not isinstance(tool_timeout, (int, float))
-            or not tool_timeout > 0
-        ):
-            raise ConfigurationError(
-                f"tool_timeout must be a positive number of seconds or None, not {tool_timeout!r}"
-            )
+        check_whole(max_turns, "max_turns")
+        check_whole(max_output_retries, "max_output_retries", minimum=0)
+        checked_timeout = check_seconds(tool_timeout, "tool_timeout")
         if output_mode not in ("auto", "native", "tool"):
             raise ConfigurationError(f"output_mode must be 'auto', 'native' or 'tool', not {output_mode!r}")
         choice: ToolChoice | None
@@ -131,7 +117,7 @@ class LoopSettings:
         return cls(
             max_turns,
             choice,
-            None if tool_timeout is None else float(tool_timeout),
+            checked_timeout,
             max_output_retries,
             output_mode,  # type: ignore[arg-type]
         )
@@ -157,17 +143,32 @@ def toolset_for(engine: LLMEngine, agent: Any) -> ToolSet:
     return toolset
 
 
-def check_agent(tools: Any = (), output: Any = None, memory: Any = None) -> None:
-    """Check an agent's ``tools``, ``output`` and ``memory`` the way a run will.
+def check_agent(
+    tools: Any = (), output: Any = None, memory: Any = None, tool_choice: ToolChoice | None = None
+) -> None:
+    """Check an agent's ``tools``, ``output`` and ``memory`` (and its engine's ``tool_choice``) the way a run will.
 
     For ``Agent.__init__`` to raise at construction what a run would
     otherwise return as a ``ConfigurationError`` envelope.
     """
-    ToolSet.build(tools, timeout=None)
+    check_tool_choice(tool_choice, ToolSet.build(tools, timeout=None))
     if output is not None:
         OutputSpec.for_type(output)
     if memory is not None and not isinstance(memory, Memory):
         raise ConfigurationError(f"memory must be a lazybridge.Memory, not {type(memory).__name__}")
+
+
+def check_tool_choice(choice: ToolChoice | None, tools: ToolSet) -> None:
+    """Refuse a forcing ``tool_choice`` that no tool of ``tools`` can satisfy."""
+    if choice is None or (choice.mode in ("auto", "none") and choice.name is None):
+        return
+    if not tools:
+        raise ConfigurationError(f"tool_choice={choice.name or choice.mode!r} but the agent has no tools")
+    if choice.name is not None and choice.name not in tools.tools:
+        raise ConfigurationError(
+            f"tool_choice names {choice.name!r}, which is not one of the agent's tools "
+            f"({', '.join(tools.tools)})"
+        )
 
 
 class Conversation:
@@ -190,7 +191,7 @@ class Conversation:
             raise ConfigurationError(f"a tool may not be named {FINAL_ANSWER!r} with output_mode='tool'")
         retries = getattr(agent, "max_output_retries", None)
         self.max_retries: int = engine.max_output_retries if retries is None else retries
-        self._check_choice(engine.tool_choice)
+        check_tool_choice(engine.tool_choice, self.tools)
         memory = getattr(agent, "memory", None)
         if memory is not None and not isinstance(memory, Memory):
             raise ConfigurationError(f"memory must be a lazybridge.Memory, not {type(memory).__name__}")
@@ -205,17 +206,6 @@ class Conversation:
         self.retries = 0
         self.paused_text = ""  # text of paused replies (pause_turn), the start of the answer
         self.failure: Exception | None = None
-
-    def _check_choice(self, choice: ToolChoice | None) -> None:
-        if choice is None or (choice.mode in ("auto", "none") and choice.name is None):
-            return
-        if not self.tools:
-            raise ConfigurationError(f"tool_choice={choice.name or choice.mode!r} but the agent has no tools")
-        if choice.name is not None and choice.name not in self.tools.tools:
-            raise ConfigurationError(
-                f"tool_choice names {choice.name!r}, which is not one of the agent's tools "
-                f"({', '.join(self.tools.tools)})"
-            )
 
     # -- requests ----------------------------------------------------------------
 
