@@ -32,6 +32,29 @@ authorization headers.
 
 from __future__ import annotations
 
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "EnvelopeError",
+    "LazyBridgeError",
+    "MaxIterationsExceeded",
+    "MaxTurnsExceeded",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "PlanCompileError",
+    "ProviderError",
+    "RateLimitError",
+    "RunCancelled",
+    "ServerError",
+    "StreamError",
+    "StructuredOutputError",
+]
+
 
 class LazyBridgeError(Exception):
     """Base class of every exception LazyBridge raises."""
