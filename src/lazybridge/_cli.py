@@ -20,6 +20,8 @@ import json
 import sys
 from typing import Any
 
+from .errors import AuthenticationError
+
 EXIT_OK = 0
 EXIT_BRANCH_FAILED = 1
 EXIT_USAGE = 2
@@ -192,7 +194,7 @@ def _print_human(env: Any, branches: list[Any], models: list[str]) -> None:
         print(f"\n{len(failed)} of {len(branches)} branches failed:", file=sys.stderr)
         for branch in failed:
             print(f"  [{branch.metadata.agent}] {branch.error.type}: {branch.error.message}", file=sys.stderr)
-        if any(b.error.type == "AuthenticationError" for b in failed):
+        if any(isinstance(b.error.exception, AuthenticationError) for b in failed):
             print(
                 "Set the provider's API key named above, or try --fake (no key, no network).", file=sys.stderr
             )

@@ -19,7 +19,7 @@ import anyio
 
 from . import events
 from ._cancellation import is_stray_cancellation
-from ._checks import check_timeout
+from ._checks import check_name, check_timeout
 from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
 from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
@@ -71,10 +71,12 @@ class AgentBase:
         verbose: bool,
         timeout: float | None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"name must be a non-empty string, not {name!r}")
-        self.name = name
+        self.name: str = check_name(name, "name")  # type: ignore[assignment]
+        if description is not None and not isinstance(description, str):
+            raise TypeError(f"description must be a string or None, not {type(description).__name__}")
         self.description = description
+        if session is not None and not callable(getattr(session, "emit", None)):
+            raise TypeError(f"session must be a lazybridge.Session or None, not {type(session).__name__} {session!r:.40}")
         self.session = session
         self.verbose = bool(verbose)
         self.timeout = check_timeout(timeout, "timeout")

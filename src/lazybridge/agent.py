@@ -116,7 +116,7 @@ class Agent(AgentBase):
         else:
             self._prepared = engine.prepare(tools=self.tools, output=output, memory=memory)
         super().__init__(
-            name=name or "agent",
+            name="agent" if name is None else name,
             description=description,
             session=session,
             verbose=verbose,

@@ -46,11 +46,20 @@ class ErrorInfo:
     ``type`` is the exception's class name (``"TimeoutError"``,
     ``"RateLimitError"``, ...), ``message`` the provider's or exception's own
     message, ``retryable`` whether trying again later may succeed.
+
+    ``exception`` is the exception itself, for a run that failed in this
+    process (``None`` for an envelope read back from JSON): test it with
+    ``isinstance`` and read its attributes (``status_code``,
+    ``retry_after``...).  It is not serialised, not compared (two
+    ErrorInfos with the same type, message and retryable are equal) and not
+    in the repr.  It keeps its traceback, and so the frames of the failed
+    run, alive for as long as the envelope lives.
     """
 
     type: str
     message: str
     retryable: bool = False
+    exception: Exception | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -150,10 +159,18 @@ class Envelope:
         """An envelope for a run that failed with ``exc``.
 
         ``error.type`` is the exception's class name and ``error.retryable``
-        its ``retryable`` attribute (``False`` when it has none).
+        its ``retryable`` attribute (``False`` when it has none);
+        ``error.exception`` is ``exc`` itself -- unless it is not an
+        ``Exception`` (a stray cancellation, say), which must never be raised
+        again outside the scope it belongs to.
         """
         message = str(exc) or type(exc).__name__
-        info = ErrorInfo(type(exc).__name__, message, bool(getattr(exc, "retryable", False)))
+        info = ErrorInfo(
+            type(exc).__name__,
+            message,
+            bool(getattr(exc, "retryable", False)),
+            exception=exc if isinstance(exc, Exception) else None,
+        )
         return cls(task=task, metadata=metadata or EnvelopeMetadata(), error=info)
 
     # -- reading ----------------------------------------------------------
@@ -180,8 +197,22 @@ class Envelope:
         return json.dumps(_to_jsonable(payload), ensure_ascii=False)
 
     def raise_for_error(self) -> Envelope:
-        """Raise :class:`~lazybridge.errors.EnvelopeError` if the run failed; else return self."""
+        """Raise the run's error if it failed; else return self.
+
+        The exception raised is the one the run failed with
+        (``error.exception``): a :class:`~lazybridge.errors.RateLimitError`
+        with its ``status_code`` and ``retry_after``, a ``TimeoutError``...,
+        so ``except RateLimitError`` works.  An envelope that has no
+        exception object -- one read back from JSON -- raises
+        :class:`~lazybridge.errors.EnvelopeError` instead, whose
+        ``error_type`` is the class name.
+
+        The exception is raised with ``raise exc``: its traceback goes back
+        to where the run failed, and its ``__cause__`` is the one it had.
+        """
         if self.error is not None:
+            if self.error.exception is not None:
+                raise self.error.exception
             raise EnvelopeError(
                 f"{self.error.type}: {self.error.message}",
                 error_type=self.error.type,
@@ -336,5 +367,16 @@ def _structure_envelope(data: Mapping[str, Any], _: type) -> Envelope:
     )
 
 
+def _unstructure_error(info: ErrorInfo) -> dict[str, Any]:
+    # Not the exception: it is this process's object, and not data.
+    return {"type": info.type, "message": info.message, "retryable": info.retryable}
+
+
+def _structure_error(data: Mapping[str, Any], _: type) -> ErrorInfo:
+    return ErrorInfo(data["type"], data["message"], bool(data.get("retryable", False)))
+
+
+converter.register_unstructure_hook(ErrorInfo, _unstructure_error)
+converter.register_structure_hook(ErrorInfo, _structure_error)
 converter.register_unstructure_hook(Envelope, _unstructure_envelope)
 converter.register_structure_hook(Envelope, _structure_envelope)

@@ -6,7 +6,7 @@ Exceptions raised at construction time and the errors whose class names become
     LazyBridgeError
     ├── ConfigurationError          bad arguments, unknown model (raised at construction)
     │   └── PlanCompileError        an invalid Plan, naming the step (raised at construction)
-    ├── EnvelopeError               raised by Envelope.raise_for_error()
+    ├── EnvelopeError               raise_for_error() of an envelope without its exception
     ├── MaxTurnsExceeded            the tool loop ran out of turns
     ├── MaxIterationsExceeded       a Plan's routing cycle ran past max_iterations
     ├── StructuredOutputError       the model's answer never fitted ``output=``
@@ -32,6 +32,29 @@ authorization headers.
 
 from __future__ import annotations
 
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "EnvelopeError",
+    "LazyBridgeError",
+    "MaxIterationsExceeded",
+    "MaxTurnsExceeded",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "PlanCompileError",
+    "ProviderError",
+    "RateLimitError",
+    "RunCancelled",
+    "ServerError",
+    "StreamError",
+    "StructuredOutputError",
+]
+
 
 class LazyBridgeError(Exception):
     """Base class of every exception LazyBridge raises."""
@@ -48,7 +71,11 @@ class PlanCompileError(ConfigurationError):
 
 
 class EnvelopeError(LazyBridgeError):
-    """Raised by :meth:`Envelope.raise_for_error` for an error envelope."""
+    """Raised by :meth:`Envelope.raise_for_error` for an error envelope that has no exception object.
+
+    That is an envelope read back from JSON (or one of a stray cancellation):
+    one that still holds its exception raises that exception instead.
+    """
 
     def __init__(self, message: str, *, error_type: str, envelope: object) -> None:
         super().__init__(message)
@@ -78,7 +105,13 @@ class RunCancelled(LazyBridgeError):
 
 
 class ProviderError(LazyBridgeError):
-    """A model provider call failed.  ``provider`` names the wire format."""
+    """A model provider call failed.
+
+    ``provider`` names the wire format, ``status_code`` the HTTP status (if
+    there was an answer), ``retry_after`` the seconds the provider asked
+    callers to wait (``retry-after-ms``, ``retry-after``, Gemini's
+    ``RetryInfo``), if it named any.
+    """
 
     def __init__(
         self,
@@ -87,11 +120,13 @@ class ProviderError(LazyBridgeError):
         provider: str | None = None,
         status_code: int | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.provider = provider
         self.status_code = status_code
+        self.retry_after = retry_after
         if retryable is not None:
             self.retryable = retryable
 

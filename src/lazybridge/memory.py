@@ -39,7 +39,7 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 
-from .errors import ConfigurationError
+from ._checks import check_whole
 from .messages import ImagePart, Message, ReasoningPart, TextPart, ToolCall, ToolResult
 
 __all__ = ["IMAGE_TOKENS", "Memory", "approx_tokens"]
@@ -68,11 +68,7 @@ def approx_tokens(messages: Iterable[Message]) -> int:
 
 
 def _positive_int(value: int | None, argument: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{argument} must be a whole number >= 1 or None, not {value!r}")
-    return value
+    return check_whole(value, argument, optional=True)
 
 
 class Memory:

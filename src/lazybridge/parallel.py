@@ -10,13 +10,12 @@ import anyio
 
 from . import events
 from ._cancellation import is_stray_cancellation
-from ._checks import check_timeout
+from ._checks import check_timeout, check_whole
 from ._ids import new_run_id
 from ._run import AgentBase, check_agents
 from ._scope import finish_data
 from ._spend import Spend
 from .envelope import Envelope, EnvelopeMetadata, branch_labels
-from .errors import ConfigurationError
 from .events import RunContext
 
 if TYPE_CHECKING:
@@ -70,13 +69,7 @@ class ParallelAgent(AgentBase):
         verbose: bool = False,
     ) -> None:
         self.agents = check_agents(agents, "Agent.parallel")
-        if concurrency_limit is not None and (
-            isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int) or concurrency_limit < 1
-        ):
-            raise ConfigurationError(
-                f"concurrency_limit must be a whole number >= 1 or None, got {concurrency_limit!r}"
-            )
-        self.concurrency_limit = concurrency_limit
+        self.concurrency_limit = check_whole(concurrency_limit, "concurrency_limit", optional=True)
         self.step_timeout = check_timeout(step_timeout, "step_timeout")
         #: Each branch's label in the join and the trace: its agent's name,
         #: numbered where the same name appears more than once.

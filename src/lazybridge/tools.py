@@ -47,6 +47,7 @@ import anyio.to_thread
 import attrs
 
 from ._arguments import Binder, ToolArgumentError, json_type
+from ._checks import check_seconds
 from .errors import ConfigurationError
 from .messages import ToolSpec
 from .schema import (
@@ -287,11 +288,7 @@ def _checked_name(name: str) -> str:
 
 
 def _checked_timeout(timeout: float | None) -> float | None:
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
-        raise ConfigurationError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    return timeout
+    return check_seconds(timeout, "timeout")
 
 
 def _is_async_callable(fn: object) -> bool:

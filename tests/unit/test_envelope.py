@@ -94,11 +94,52 @@ def test_error_envelope_takes_type_message_and_retryable() -> None:
 def test_raise_for_error() -> None:
     ok = Envelope(payload="fine")
     assert ok.raise_for_error() is ok
-    bad = Envelope.error_envelope(ValueError("nope"))
+    bad = Envelope(error=ErrorInfo("ValueError", "nope"))  # no exception object, as if read from JSON
     with pytest.raises(EnvelopeError, match="ValueError: nope") as info:
         bad.raise_for_error()
     assert info.value.envelope is bad
     assert info.value.error_type == "ValueError"
+
+
+def test_raise_for_error_raises_the_kept_exception_with_its_cause() -> None:
+    class Flaky(Exception):
+        retryable = True
+
+    try:
+        try:
+            raise OSError("socket closed")
+        except OSError as cause:
+            raise Flaky("try later") from cause
+    except Flaky as exc:
+        failure = exc
+    env = Envelope.error_envelope(failure)
+    assert env.error is not None and env.error.exception is failure
+    with pytest.raises(Flaky, match="try later") as info:
+        env.raise_for_error()
+    assert info.value is failure
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_the_kept_exception_is_not_compared_shown_or_serialised() -> None:
+    kept = Envelope.error_envelope(ValueError("nope"), task="t")
+    plain = Envelope(task="t", error=ErrorInfo("ValueError", "nope"))
+    assert kept.error is not None and isinstance(kept.error.exception, ValueError)
+    assert kept == plain and hash(kept.error) == hash(plain.error)
+    assert repr(kept) == repr(plain) and str(kept) == str(plain)
+    assert kept.to_json() == plain.to_json() and kept.to_dict() == plain.to_dict()
+    assert "exception" not in kept.to_json()
+
+
+def test_a_cancellation_is_never_kept_to_be_raised_again() -> None:
+    """A stray cancellation turned into an envelope must not be re-raised outside its scope."""
+
+    class Cancelled(BaseException):
+        pass
+
+    env = Envelope.error_envelope(Cancelled("stray"))
+    assert env.error is not None and env.error.exception is None
+    with pytest.raises(EnvelopeError, match="Cancelled: stray"):
+        env.raise_for_error()
 
 
 def test_from_task_rejects_other_types() -> None:

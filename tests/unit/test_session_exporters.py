@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 from lazybridge import Agent, AgentBase, Event, Plan, Session, Step, events, from_parallel_all
+from lazybridge.errors import ConfigurationError
 from lazybridge.events import AgentStartEvent, RunContext
 from lazybridge.session import JsonlExporter, SessionWarning
 from lazybridge.session.otel import OTelExporter
@@ -133,8 +134,10 @@ def test_a_long_burst_is_stored_in_batches_and_flush_after_close_returns(tmp_pat
 
 
 def test_a_bad_db_path_raises_at_construction(tmp_path: Path) -> None:
-    with pytest.raises(sqlite3.OperationalError):
-        Session(db=tmp_path / "missing-dir" / "events.sqlite")
+    path = tmp_path / "missing-dir" / "events.sqlite"
+    with pytest.raises(ConfigurationError, match=r"db=.*missing-dir.*cannot open or create") as caught:
+        Session(db=path)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
 
 
 # -- JSON lines --------------------------------------------------------------------------

@@ -130,9 +130,9 @@ def test_repr_leaves_out_the_function() -> None:
     [
         ({"name": "has space"}, "tool name 'has space' is not valid"),
         ({"name": ""}, "tool name '' is not valid"),
-        ({"timeout": 0}, "timeout must be a positive number of seconds or None, got 0"),
-        ({"timeout": -1.0}, "timeout must be a positive number of seconds or None, got -1.0"),
-        ({"timeout": True}, "timeout must be a positive number of seconds or None, got True"),
+        ({"timeout": 0}, "timeout must be a finite number of seconds > 0 or None, not 0"),
+        ({"timeout": -1.0}, "timeout must be a finite number of seconds > 0 or None, not -1.0"),
+        ({"timeout": True}, "timeout must be a positive number of seconds or None, not True"),
     ],
 )
 def test_bad_options_are_configuration_errors(options: dict[str, Any], message: str) -> None:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from .. import events
+from .._checks import check_seconds, check_whole
 from .._spend import Spend
 from ..envelope import Envelope, EnvelopeMetadata
 from ..errors import ConfigurationError, MaxTurnsExceeded, StructuredOutputError
@@ -93,24 +94,9 @@ class LoopSettings:
         output_mode: str,
     ) -> LoopSettings:
         """Raises :class:`~lazybridge.errors.ConfigurationError` naming the bad argument."""
-        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-            raise ConfigurationError(f"max_turns must be a whole number >= 1, not {max_turns!r}")
-        if (
-            isinstance(max_output_retries, bool)
-            or not isinstance(max_output_retries, int)
-            or max_output_retries < 0
-        ):
-            raise ConfigurationError(
-                f"max_output_retries must be a whole number >= 0, not {max_output_retries!r}"
-            )
-        if tool_timeout is not None and (
-            isinstance(tool_timeout, bool)
-            or not isinstance(tool_timeout, (int, float))
-            or not tool_timeout > 0
-        ):
-            raise ConfigurationError(
-                f"tool_timeout must be a positive number of seconds or None, not {tool_timeout!r}"
-            )
+        check_whole(max_turns, "max_turns")
+        check_whole(max_output_retries, "max_output_retries", minimum=0)
+        checked_timeout = check_seconds(tool_timeout, "tool_timeout")
         if output_mode not in ("auto", "native", "tool"):
             raise ConfigurationError(f"output_mode must be 'auto', 'native' or 'tool', not {output_mode!r}")
         choice: ToolChoice | None
@@ -127,7 +113,7 @@ class LoopSettings:
         return cls(
             max_turns,
             choice,
-            None if tool_timeout is None else float(tool_timeout),
+            checked_timeout,
             max_output_retries,
             output_mode,  # type: ignore[arg-type]
         )
@@ -162,11 +148,12 @@ def prepare_setup(engine: LLMEngine, *, tools: tuple[Any, ...], output: Any, mem
     tool_mode = spec is not None and mode == "tool"
     if tool_mode and FINAL_ANSWER in toolset.tools:
         raise ConfigurationError(f"a tool may not be named {FINAL_ANSWER!r} with output_mode='tool'")
-    _check_choice(engine.tool_choice, toolset)
+    check_tool_choice(engine.tool_choice, toolset)
     return LLMSetup(toolset, spec, tool_mode, memory)
 
 
-def _check_choice(choice: ToolChoice | None, tools: ToolSet) -> None:
+def check_tool_choice(choice: ToolChoice | None, tools: ToolSet) -> None:
+    """Refuse a forcing ``tool_choice`` that no tool of ``tools`` can satisfy."""
     if choice is None or (choice.mode in ("auto", "none") and choice.name is None):
         return
     if not tools:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 import attrs
 
 from ..envelope import Envelope
+from ..errors import PlanCompileError
+from ..tools import Tool
 from .sentinels import Sentinel, from_prev
 
 __all__ = ["ContextSpec", "OnError", "Step"]
@@ -29,6 +31,18 @@ def _default_name(step: Step) -> str:
     if isinstance(name, str) and name and name != "<lambda>":
         return name
     return ""  # the plan reports the missing name, with the step's position
+
+
+def _check_target(step: Step, attribute: attrs.Attribute[Any], target: Any) -> None:
+    # What the plan can run; anything else is refused here, before a name is
+    # looked for (a missing name would otherwise be the complaint).
+    # Validators run once every field is set, so a given name is known here.
+    if not isinstance(target, Tool) and not callable(target):
+        said = f"step {step.name!r}:" if step.name else "Step"
+        raise PlanCompileError(
+            f"{said} target must be an Agent, a ParallelAgent, a Tool or a function, "
+            f"not {type(target).__name__} {target!r:.40}"
+        )
 
 
 @attrs.frozen(eq=False)
@@ -83,7 +97,7 @@ class Step:
             such as ``{"fallback": lambda env: not env.ok}`` handles it.
     """
 
-    target: Any
+    target: Any = attrs.field(validator=_check_target)
     name: str = attrs.field(kw_only=True, default=attrs.Factory(_default_name, takes_self=True))
     task: Sentinel | str = attrs.field(kw_only=True, default=from_prev)
     context: ContextSpec = attrs.field(kw_only=True, default=None)

@@ -16,7 +16,6 @@ the agent loop over model calls -- tools, structured output, memory -- in
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import warnings
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from .._checks import check_api_key, check_float, check_limits, check_seconds, check_whole
 from ..envelope import Envelope
 from ..errors import ConfigurationError
 from ..events import RunContext
@@ -49,12 +49,6 @@ _warned: set[tuple[str, str]] = set()
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _positive(value: float | None, argument: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
-        raise ConfigurationError(f"{argument} must be a positive number of seconds or None, not {value!r}")
-    return float(value)
 
 
 class LLMEngine:
@@ -72,7 +66,8 @@ class LLMEngine:
             arguments (``base_url``, ``api_key``, ``timeout``, ...) then do
             not apply and are refused.
         system: the system prompt.
-        temperature, max_tokens: sampling settings sent to the model.  Anthropic's
+        temperature, max_tokens: sampling settings sent to the model
+            (``temperature`` from 0 to 2, ``max_tokens`` >= 1).  Anthropic's
             API version 2026-10-21 (the default) has no ``temperature``: it is
             not sent to Anthropic models then, and a
             :class:`ParameterNotSentWarning` says so once per process.
@@ -89,7 +84,9 @@ class LLMEngine:
             ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``, ``DEEPSEEK_API_KEY``.
             A missing key is not an error here: runs return an
             ``AuthenticationError`` envelope naming the variable to set.
-            The key appears in no repr, event, log or error message.
+            The key appears in no repr, event, log or error message.  A key
+            with whitespace or a control character (say, the newline of a
+            key copied from a file) raises ``ConfigurationError`` here.
         timeout: seconds to connect, or to wait for the next bytes of an
             answer (default 600).
         stall_timeout: seconds a streamed answer may stay silent before it
@@ -181,24 +178,17 @@ class LLMEngine:
         )
         if system is not None and not isinstance(system, str):
             raise ConfigurationError(f"system must be a string or None, not {type(system).__name__}")
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-        ):
-            raise ConfigurationError(f"temperature must be a number or None, not {temperature!r}")
-        if max_tokens is not None and (
-            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-        ):
-            raise ConfigurationError(f"max_tokens must be a whole number >= 1 or None, not {max_tokens!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
+        # 0 to 2 is what every provider takes (Anthropic's top is 1); nan or inf
+        # would go out as the invalid JSON tokens NaN / Infinity.
+        temperature = check_float(temperature, "temperature", low=0.0, high=2.0)
+        check_whole(max_tokens, "max_tokens", optional=True)
+        check_whole(max_retries, "max_retries", minimum=0)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise ConfigurationError(
                 f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"
             )
-        if limits is not None and not isinstance(limits, httpx.Limits):
-            raise ConfigurationError(f"limits must be an httpx.Limits, not {type(limits).__name__}")
-        if api_key is not None and not isinstance(api_key, str):
-            raise ConfigurationError("api_key must be a string or None")
+        check_limits(limits, "limits")
+        check_api_key(api_key, "api_key")
         self.system = system
         self.temperature = None if temperature is None else float(temperature)
         self.max_tokens = max_tokens
@@ -215,8 +205,8 @@ class LLMEngine:
             if self.temperature is not None and not getattr(wire, "sends_sampling", True):
                 _warn_not_sent("temperature", wire)
             settings: dict[str, Any] = {
-                "timeout": _positive(timeout, "timeout") or _http.DEFAULT_TIMEOUT,
-                "stall_timeout": _positive(stall_timeout, "stall_timeout"),
+                "timeout": check_seconds(timeout, "timeout") or _http.DEFAULT_TIMEOUT,
+                "stall_timeout": check_seconds(stall_timeout, "stall_timeout"),
                 "max_retries": max_retries,
                 "limits": limits or _http.DEFAULT_LIMITS,
                 "http_client": http_client,

@@ -135,8 +135,16 @@ def status_error(
         retryable = True
     elif should_retry == "false":
         retryable = False
-    error = cls(f"{message} ({detail})", provider=endpoint.provider, status_code=status, retryable=retryable)
-    return error, retry_delay(headers) if delay is None else delay
+    if delay is None:
+        delay = retry_delay(headers)
+    error = cls(
+        f"{message} ({detail})",
+        provider=endpoint.provider,
+        status_code=status,
+        retryable=retryable,
+        retry_after=delay,
+    )
+    return error, delay
 
 
 def transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> ProviderError:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from .._checks import check_api_key, check_url
 from ..errors import ConfigurationError
 from .base import WireFormat
 
@@ -135,7 +136,7 @@ class Route:
         for name in self.provider.key_env:
             value = os.environ.get(name)
             if value:
-                return value
+                return check_api_key(value, name)
         return None
 
     def missing_key_message(self) -> str:
@@ -177,11 +178,8 @@ def resolve(model: str, *, base_url: str | None = None, base_url_name: str = "ba
             f"model {model!r} needs {base_url_name} (the server's OpenAI-compatible base URL, "
             "such as http://localhost:8080/v1)"
         )
-    if not url.startswith(("http://", "https://")):
-        setting = (
-            base_url_name.rstrip("=") if base_url else f"the base URL in {' or '.join(provider.base_url_env)}"
-        )
-        raise ConfigurationError(f"{setting} must start with http:// or https://, not {url!r}")
+    setting = base_url_name.rstrip("=") if base_url else f"the base URL in {' or '.join(provider.base_url_env)}"
+    check_url(url, setting)
     return Route(provider, name, url.rstrip("/"))
 
 

@@ -53,13 +53,16 @@ Lifecycle
 from __future__ import annotations
 
 import os
+import sqlite3
 import weakref
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import anyio.to_thread
 
+from .._checks import check_whole
 from .._ids import new_run_id
+from ..errors import ConfigurationError
 from ..events import Event, UntypedEvent
 from ._log import EventLog
 from ._writer import Exporter, SessionWarning, Writer, warn_once
@@ -88,6 +91,13 @@ DEFAULT_QUEUE_SIZE = 10_000
 Redactor = Callable[[Event], Event]
 
 
+def _fspath(path: str | os.PathLike[str], argument: str) -> str:
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{argument} must be a path (str or os.PathLike), not {type(path).__name__}") from None
+
+
 class Session:
     """Collects, redacts, stores and exports the events of the runs attached to it.
 
@@ -100,7 +110,8 @@ class Session:
             ``fn(event)``.
         db: a path: store every event in that SQLite file (table
             ``lazybridge_events``); ``session.events.query(...)`` then reads
-            it back.  The table is created here, so a bad path raises now.
+            it back.  The table is created here, so a bad path raises now
+            (``ConfigurationError`` naming the path).
         redact: ``fn(event) -> event`` applied to every event before
             anything sees it; default :func:`~lazybridge.session.redact.redact_event`,
             ``None`` to turn redaction off.
@@ -130,10 +141,8 @@ class Session:
     ) -> None:
         if redact is not None and not callable(redact):
             raise TypeError(f"redact must be a function of an Event, or None, not {type(redact).__name__}")
-        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-            raise ValueError(f"queue_size must be a whole number >= 1, got {queue_size!r}")
-        if max_events is not None and (isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0):
-            raise ValueError(f"max_events must be a whole number >= 0 or None, got {max_events!r}")
+        check_whole(queue_size, "queue_size")
+        check_whole(max_events, "max_events", minimum=0, optional=True)
         self.id = "ses_" + new_run_id()[4:]
         self._redact = redact
         self._warned: set[str] = set()
@@ -147,9 +156,14 @@ class Session:
                 raise TypeError(
                     f"an exporter needs an export(event) method or must be callable, not {exporter!r}"
                 )
-        self.db = os.fspath(db) if db is not None else None
+        self.db = _fspath(db, "db") if db is not None else None
         if self.db is not None:
-            create_schema(self.db)
+            try:
+                create_schema(self.db)
+            except sqlite3.Error as exc:  # sqlite's own message does not say which file
+                raise ConfigurationError(
+                    f"db={self.db!r}: cannot open or create an SQLite database there ({exc})"
+                ) from exc
             sinks.append(SQLiteExporter(self.db, self.id))
         self._writer = Writer(sinks, queue_size=queue_size, name=f"session-{self.id}") if sinks else None
         self.events = EventLog(db=self.db, session_id=self.id, flush=self.flush, max_events=max_events)

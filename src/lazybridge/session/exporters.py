@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from .._trace import TracePrinter
 from ..envelope import converter
+from ..errors import ConfigurationError
 from ..events import Event
 
 __all__ = ["CallableExporter", "ConsoleExporter", "JsonlExporter", "SQLiteExporter", "event_to_dict"]
@@ -96,7 +97,15 @@ class JsonlExporter:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
+        try:
+            self.path = os.fspath(path)
+        except TypeError:
+            raise TypeError(f"path must be a path (str or os.PathLike), not {type(path).__name__}") from None
+        # The file is opened later, on the writer thread, where a failure can
+        # only be warned about: refuse a path whose folder is missing now.
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise ConfigurationError(f"path={self.path!r}: the folder {folder!r} does not exist")
         self._file: IO[str] | None = None
 
     def export(self, event: Event) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -46,6 +47,8 @@ from typing import Any
 import anyio
 import attrs
 
+from .._checks import check_float, check_whole
+from ..errors import ConfigurationError
 from ._fake_wires import CHAT_SERVERS, WIRES, error_body, server_problem
 
 __all__ = ["FakeProvider", "RecordedRequest", "Reply"]
@@ -101,6 +104,16 @@ class Reply:
     usage: bool = True
     stop_reason: str | None = None
     blocks: tuple[Mapping[str, Any], ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.status, bool) or not isinstance(self.status, int) or not 100 <= self.status <= 599:
+            raise ConfigurationError(f"status must be an HTTP status from 100 to 599, not {self.status!r}")
+        for argument in ("delay", "chunk_delay"):
+            check_float(getattr(self, argument), argument, low=0.0, high=math.inf, optional=False)
+        for argument in ("input_tokens", "output_tokens"):
+            check_whole(getattr(self, argument), argument, minimum=0)
+        for argument in ("cut_after", "stall_after"):
+            check_whole(getattr(self, argument), argument, minimum=0, optional=True)
 
     @classmethod
     def error(
@@ -169,9 +182,11 @@ class FakeProvider:
         chat_server: str = "openai",
     ) -> None:
         if chat_server not in CHAT_SERVERS:
-            raise ValueError(f"chat_server must be one of {', '.join(CHAT_SERVERS)}, not {chat_server!r}")
+            raise ConfigurationError(f"chat_server must be one of {', '.join(CHAT_SERVERS)}, not {chat_server!r}")
+        if respond is not None and not callable(respond):
+            raise TypeError(f"respond must be a function of a RecordedRequest, or None, not {type(respond).__name__}")
         self.respond = respond
-        self.latency = latency
+        self.latency = check_float(latency, "latency", low=0.0, high=math.inf, optional=False)
         self.chat_server = chat_server
         self._lock = threading.Lock()
         self._queues: dict[str | None, deque[Reply]] = {}

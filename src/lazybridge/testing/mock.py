@@ -8,12 +8,14 @@ deadlines, cancellation and cost rollup as production agents.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .. import events
+from .._checks import check_float, check_whole
 from ..agent import Agent
 from ..engines.base import EngineBase
 from ..envelope import Envelope, EnvelopeMetadata
@@ -66,7 +68,10 @@ class ScriptedEngine(EngineBase[None]):
         usage_reported: bool = True,
     ) -> None:
         self.responses = responses
-        self.delay = delay
+        self.delay = check_float(delay, "delay", low=0.0, high=math.inf, optional=False)
+        check_whole(input_tokens, "input_tokens", minimum=0)
+        check_whole(output_tokens, "output_tokens", minimum=0)
+        check_float(cost_usd, "cost_usd", low=0.0, high=math.inf, optional=False)
         # The accounting of every answer, built once: it is configuration,
         # and the value is frozen, so every answer can share it.
         self._metadata = EnvelopeMetadata(
