@@ -139,7 +139,7 @@ class ParallelAgent(AgentBase):
         if limiter is not None:
             return self._limited_branch(index, agent, task, limiter, run)
         if run is None and self.step_timeout is None and type(agent).run is AgentBase.run:
-            return agent.run(task)
+            return agent._run(task)  # the run itself: task is already an Envelope
         return self._execute_branch(index, agent, task, run)
 
     async def _limited_branch(
