@@ -44,6 +44,8 @@ SURFACE: dict[str, list[str]] = {
         "from_step",
     ],
     "lazybridge.testing": [
+        "Cassette",
+        "CassetteMismatch",
         "FakeProvider",
         "MockAgent",
         "RecordedRequest",
