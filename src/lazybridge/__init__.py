@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
+from ._parallel_stream import BranchDelta
 from ._resources import aclose
 from .agent import Agent, AgentBase
 from .engines.plan import Plan, Step
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentBase",
+    "BranchDelta",
     "ConfigurationError",
     "Envelope",
     "EnvelopeError",

@@ -186,6 +186,10 @@ class AgentBase:
         """Whether a run may start nested runs, which need this run's context published."""
         return True
 
+    def _branch_stream(self, task: Envelope, step_timeout: float | None, label: str) -> AgentStream:
+        """This agent's stream as a branch of a merged parallel stream (the step's deadline inside it)."""
+        return AgentStream(self, task, step_timeout=step_timeout, step_label=label)
+
     def _engine_stream(self, task: Envelope, run: RunContext) -> EngineStream | None:
         """The run as its engine streams it, or ``None``: then :meth:`stream` yields the answer whole."""
         return None

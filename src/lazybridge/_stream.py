@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class EngineStream(Protocol):
-    """What an engine's ``stream(task, *, agent, run)`` returns."""
+    """What an engine's ``stream(task, *, prepared, run)`` returns."""
 
     async def __anext__(self) -> str:
         """The next text delta; ``StopAsyncIteration`` at the end."""
@@ -98,12 +98,24 @@ class AgentStream:
     while the consumer holds one.
     """
 
-    def __init__(self, agent: AgentBase, task: str | Envelope, context: str | None = None) -> None:
+    def __init__(
+        self,
+        agent: AgentBase,
+        task: str | Envelope,
+        context: str | None = None,
+        *,
+        step_timeout: float | None = None,
+        step_label: str | None = None,
+    ) -> None:
         self._agent = agent
         self._task = Envelope.from_task(task, context)
         self._inner: EngineStream | None = None
         self._ctx: RunContext | None = None
         self._deadline: float | None = None
+        # A second deadline set by whoever started the stream (a parallel's branch).
+        self._step_timeout = step_timeout
+        self._step_label = step_label
+        self._step_deadline: float | None = None
         self._closed = False
         self.envelope: Envelope | None = None
 
@@ -112,8 +124,9 @@ class AgentStream:
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    ) -> bool | None:
         await self.aclose()
+        return None
 
     def __aiter__(self) -> AgentStream:
         return self
@@ -133,8 +146,13 @@ class AgentStream:
     def _start(self) -> None:
         agent = self._agent
         ctx = self._ctx = begin_run(agent, self._task)
+        now = anyio.current_time()
         if agent.timeout is not None:
-            self._deadline = anyio.current_time() + agent.timeout
+            self._deadline = now + agent.timeout
+        if self._step_timeout is not None:
+            self._step_deadline = now + self._step_timeout
+            if self._deadline is None or self._step_deadline < self._deadline:
+                self._deadline = self._step_deadline
         self._inner = agent._engine_stream(self._task, ctx) or _RunOnce(agent, self._task, ctx)
 
     async def _step(self) -> str:
@@ -148,7 +166,7 @@ class AgentStream:
                 with anyio.move_on_at(self._deadline) as scope:
                     delta = await inner.__anext__()
                 if scope.cancelled_caught:
-                    error = agent_timeout(self._agent)
+                    error = self._timeout_error()
                     settled = True
                     await self._settle(Envelope.error_envelope(error, metadata=self._metadata()))
                     raise error
@@ -166,6 +184,12 @@ class AgentStream:
         finally:
             if not settled:  # cancelled: close the response before propagating
                 await self.aclose()
+
+    def _timeout_error(self) -> TimeoutError:
+        if self._step_deadline is not None and self._step_deadline == self._deadline:
+            label = self._step_label or self._agent.name
+            return TimeoutError(f"branch {label!r} exceeded step_timeout={self._step_timeout:g}s")
+        return agent_timeout(self._agent)
 
     def _metadata(self) -> EnvelopeMetadata:
         assert self._ctx is not None

@@ -35,6 +35,7 @@ __all__ = [
     "ErrorInfo",
     "branch_labels",
     "converter",
+    "fold_branches",
     "labelled_join",
 ]
 
@@ -320,6 +321,16 @@ def labelled_join(branches: Sequence[Envelope]) -> str:
         body = branch.text() if branch.error is None else f"(error) {branch.error.message}"
         blocks.append(f"[{label}]\n{body}")
     return "\n\n".join(blocks)
+
+
+def fold_branches(branches: list[Envelope], task: Envelope) -> Envelope:
+    """One envelope for a set of branches: the parallel result shape (see :class:`~lazybridge.ParallelAgent`).
+
+    ``latency_ms`` is left for the caller (the wrapper's run measures it).
+    """
+    error = next((branch.error for branch in branches if branch.error is not None), None)
+    metadata = EnvelopeMetadata.of_spend(Spend.total(branch.metadata for branch in branches).as_nested())
+    return Envelope(task=task.task, context=task.context, payload=branches, metadata=metadata, error=error)
 
 
 def _to_jsonable(value: Any) -> Any:

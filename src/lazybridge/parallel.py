@@ -12,10 +12,10 @@ from . import events
 from ._cancellation import is_stray_cancellation
 from ._checks import check_timeout, check_whole
 from ._ids import new_run_id
+from ._parallel_stream import ParallelStream
 from ._run import AgentBase, check_agents
 from ._scope import finish_data
-from ._spend import Spend
-from .envelope import Envelope, EnvelopeMetadata, branch_labels
+from .envelope import Envelope, EnvelopeMetadata, branch_labels, fold_branches
 from .events import RunContext
 
 if TYPE_CHECKING:
@@ -75,6 +75,25 @@ class ParallelAgent(AgentBase):
         #: numbered where the same name appears more than once.
         self.labels: tuple[str, ...] = tuple(branch_labels([agent.name for agent in self.agents]))
         super().__init__(name=name, description=description, session=session, verbose=verbose, timeout=None)
+
+    def stream(self, task: str | Envelope, *, context: str | None = None) -> ParallelStream:
+        """Every branch's answer as it arrives, interleaved; then the envelope ``run`` would return.
+
+        ::
+
+            async with panel.stream("What changed?") as stream:
+                async for delta in stream:          # BranchDelta: a str with .branch and .index
+                    print(f"[{delta.branch}] {delta}")
+            env = stream.envelope                   # the labelled join, as run() returns it
+
+        Use it with ``async with``: the branches run in a task group the block
+        owns.  Back-pressure, errors and cancellation: see
+        :class:`~lazybridge._parallel_stream.ParallelStream`.
+        """
+        return ParallelStream(self, task, context)
+
+    def _branch_stream(self, task: Envelope, step_timeout: float | None, label: str) -> ParallelStream:
+        return ParallelStream(self, task)
 
     async def run_branches(self, task: str | Envelope, *, context: str | None = None) -> list[Envelope]:
         """Run every branch on ``task``; the branch envelopes in input order.
@@ -211,13 +230,3 @@ class ParallelAgent(AgentBase):
                 latency_ms=(time.perf_counter() - started) * 1000.0,
             ),
         )
-
-
-def fold_branches(branches: list[Envelope], task: Envelope) -> Envelope:
-    """One envelope for a set of branches: the parallel result shape (see :class:`ParallelAgent`).
-
-    ``latency_ms`` is left for the caller (the wrapper's run measures it).
-    """
-    error = next((branch.error for branch in branches if branch.error is not None), None)
-    metadata = EnvelopeMetadata.of_spend(Spend.total(branch.metadata for branch in branches).as_nested())
-    return Envelope(task=task.task, context=task.context, payload=branches, metadata=metadata, error=error)

@@ -104,3 +104,20 @@ async def test_agent_timeout_applies_to_a_stream(fake: FakeProvider, base_url: s
     assert stream.envelope is not None and stream.envelope.error is not None
     assert stream.envelope.error.type == "TimeoutError"
     assert await saw_disconnect(fake)
+
+
+async def test_leaving_a_merged_stream_early_closes_every_branchs_response(fake: FakeProvider, base_url: str) -> None:
+    """panel.stream(): the consumer stops after one delta; the still-streaming branch's connection closes."""
+    fake.push(Reply(text="fast answer"), model="claude-haiku-4-5")
+    fake.push(Reply(text="a slow answer in many small pieces", chunk_delay=30), model="gpt-5.4-mini")
+    panel = Agent.parallel(
+        agent("claude-haiku-4-5", base_url, "fast"),
+        agent("gpt-5.4-mini", base_url, "slow"),
+    )
+    async with panel.stream("question") as stream:
+        async for delta in stream:
+            if delta.branch == "fast":
+                break
+    assert stream.envelope is None
+    assert await saw_disconnect(fake)
+    assert fake.disconnects == 1

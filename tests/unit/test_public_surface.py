@@ -17,6 +17,7 @@ SURFACE: dict[str, list[str]] = {
     "lazybridge": [
         "Agent",
         "AgentBase",
+        "BranchDelta",
         "ConfigurationError",
         "Envelope",
         "EnvelopeError",
@@ -98,6 +99,7 @@ SURFACE: dict[str, list[str]] = {
         "ErrorInfo",
         "branch_labels",
         "converter",
+        "fold_branches",
         "labelled_join",
     ],
     "lazybridge.tools": [

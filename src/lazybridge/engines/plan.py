@@ -37,10 +37,9 @@ from .. import events
 from .._run import AgentBase
 from .._scope import finish_data
 from .._spend import Spend
-from ..envelope import Envelope, EnvelopeMetadata, converter
+from ..envelope import Envelope, EnvelopeMetadata, converter, fold_branches
 from ..errors import ConfigurationError, MaxIterationsExceeded, PlanCompileError, StructuredOutputError
 from ..events import RunContext
-from ..parallel import fold_branches
 from ..tools import Tool
 from ._plan_compile import CompiledPlan, compile_plan
 from ._step import Step
