@@ -4,10 +4,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._resources import aclose
 from .agent import Agent, AgentBase
+from .budget import Budget
 from .engines.plan import Plan, Step
 from .engines.sentinels import from_parallel, from_parallel_all, from_prev, from_start, from_step
 from .envelope import Envelope, EnvelopeMetadata, ErrorInfo
 from .errors import (
+    BudgetExceededError,
     ConfigurationError,
     EnvelopeError,
     LazyBridgeError,
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentBase",
+    "Budget",
+    "BudgetExceededError",
     "ConfigurationError",
     "Envelope",
     "EnvelopeError",

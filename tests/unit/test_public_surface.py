@@ -17,6 +17,8 @@ SURFACE: dict[str, list[str]] = {
     "lazybridge": [
         "Agent",
         "AgentBase",
+        "Budget",
+        "BudgetExceededError",
         "ConfigurationError",
         "Envelope",
         "EnvelopeError",
@@ -74,6 +76,7 @@ SURFACE: dict[str, list[str]] = {
         "APITimeoutError",
         "AuthenticationError",
         "BadRequestError",
+        "BudgetExceededError",
         "ConfigurationError",
         "EnvelopeError",
         "LazyBridgeError",
