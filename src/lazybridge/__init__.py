@@ -5,10 +5,12 @@ from typing import TYPE_CHECKING, Any
 from ._parallel_stream import BranchDelta
 from ._resources import aclose
 from .agent import Agent, AgentBase
+from .budget import Budget
 from .engines.plan import Plan, Step
 from .engines.sentinels import from_parallel, from_parallel_all, from_prev, from_start, from_step
 from .envelope import Envelope, EnvelopeMetadata, ErrorInfo
 from .errors import (
+    BudgetExceededError,
     ConfigurationError,
     EnvelopeError,
     LazyBridgeError,
@@ -31,6 +33,8 @@ __all__ = [
     "Agent",
     "AgentBase",
     "BranchDelta",
+    "Budget",
+    "BudgetExceededError",
     "ConfigurationError",
     "Envelope",
     "EnvelopeError",

@@ -24,6 +24,7 @@ from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadat
 from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
 from ._trace import TracePrinter
+from .budget import Budget, check_budget
 from .envelope import Envelope
 from .errors import ConfigurationError
 from .events import RunContext, Sink
@@ -61,6 +62,7 @@ class AgentBase:
     session: Session | None
     verbose: bool
     timeout: float | None
+    budget: Budget | None
 
     def __init__(
         self,
@@ -70,6 +72,7 @@ class AgentBase:
         session: Session | None,
         verbose: bool,
         timeout: float | None,
+        budget: Budget | None = None,
     ) -> None:
         self.name: str = check_name(name, "name")  # type: ignore[assignment]
         if description is not None and not isinstance(description, str):
@@ -80,6 +83,7 @@ class AgentBase:
         self.session = session
         self.verbose = bool(verbose)
         self.timeout = check_timeout(timeout, "timeout")
+        self.budget = check_budget(budget)
         self._sinks = self._make_sinks()
 
     def _make_sinks(self) -> tuple[Sink, ...]:

@@ -4,7 +4,8 @@
 these functions, so a run has one shape whatever started it:
 
 * :func:`begin_run` gives the run its id and its :class:`~lazybridge.events.RunContext`
-  (nested in the current run, if any) and emits ``agent_start``;
+  (nested in the current run, if any), opens its budget account (``budget=``)
+  and emits ``agent_start``;
 * :func:`end_run` stamps the result envelope with the run's id, agent, task
   and latency, reconciles the run's live spend account and emits
   ``agent_finish``;
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events
 from ._ids import new_run_id
+from .budget import Account
 from .envelope import Envelope, EnvelopeMetadata
 from .errors import RunCancelled
 from .events import RunContext
@@ -38,6 +40,8 @@ def begin_run(agent: AgentBase, task: Envelope) -> RunContext:
     """Open a run of ``agent`` on ``task``: its context, its clock, its start event."""
     ctx = events.child_context(new_run_id(), agent.name, extra_sinks=agent._sinks)
     ctx.started = time.perf_counter()
+    if agent.budget is not None:
+        ctx.account = Account(agent.budget, ctx)  # found by every request of this run and its nested runs
     if ctx.sinks:
         ctx.emit(events.AgentStartEvent, task=task.task, model=agent.model, agent_kind=type(agent).__name__)
     return ctx

@@ -24,6 +24,7 @@ from .events import RunContext
 from .parallel import ParallelAgent
 
 if TYPE_CHECKING:
+    from .budget import Budget
     from .engines.base import Engine
     from .session import Session
 
@@ -66,6 +67,10 @@ class Agent(AgentBase):
             the run is cancelled and a ``TimeoutError`` envelope returned.
         output: a type the answer must be parsed into (structured output).
         memory: a ``Memory`` that keeps the conversation across calls.
+        budget: a :class:`~lazybridge.Budget` capping each run and everything
+            it runs (sub-agents, tools' agents); a request it cannot cover
+            is not sent and the run ends with a ``BudgetExceededError``
+            envelope.  See :mod:`lazybridge.budget`.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class Agent(AgentBase):
         timeout: float | None = None,
         output: Any = None,
         memory: Any = None,
+        budget: Budget | None = None,
     ) -> None:
         if engine is None:
             raise ConfigurationError("Agent needs an engine, e.g. Agent(engine=LLMEngine('claude-haiku-4-5'))")
@@ -121,6 +127,7 @@ class Agent(AgentBase):
             session=session,
             verbose=verbose,
             timeout=timeout,
+            budget=budget,
         )
 
     @property
@@ -163,6 +170,7 @@ class Agent(AgentBase):
         description: str | None = None,
         session: Session | None = None,
         verbose: bool = False,
+        budget: Budget | None = None,
     ) -> ParallelAgent:
         """Run every agent concurrently on the same task; see :class:`~lazybridge.parallel.ParallelAgent`."""
         return ParallelAgent(
@@ -173,6 +181,7 @@ class Agent(AgentBase):
             description=description,
             session=session,
             verbose=verbose,
+            budget=budget,
         )
 
     @staticmethod
@@ -183,6 +192,7 @@ class Agent(AgentBase):
         session: Session | None = None,
         verbose: bool = False,
         timeout: float | None = None,
+        budget: Budget | None = None,
     ) -> Agent:
         """Run agents one after another, each stage's ``text()`` becoming the next stage's task.
 
@@ -202,4 +212,5 @@ class Agent(AgentBase):
             session=session,
             verbose=verbose,
             timeout=timeout,
+            budget=budget,
         )

@@ -11,6 +11,7 @@ Exceptions raised at construction time and the errors whose class names become
     ├── MaxIterationsExceeded       a Plan's routing cycle ran past max_iterations
     ├── StructuredOutputError       the model's answer never fitted ``output=``
     ├── RunCancelled                a run was cancelled from outside (in its finish event)
+    ├── BudgetExceededError         a Budget refused a model request (lazybridge.Budget)
     ├── ToolArgumentError           a model's tool arguments did not fit (lazybridge.tools)
     └── ProviderError               anything a provider call can fail with
         ├── APIConnectionError      the request never got an HTTP answer (retryable)
@@ -38,6 +39,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigurationError",
     "EnvelopeError",
     "LazyBridgeError",
@@ -101,6 +103,15 @@ class RunCancelled(LazyBridgeError):
     Never returned by ``run()`` (the cancellation propagates to the caller);
     it is the ``error_type`` of the ``agent_finish`` event that such a run
     still emits, with what it spent, before the cancellation goes on.
+    """
+
+
+class BudgetExceededError(LazyBridgeError):
+    """A :class:`~lazybridge.Budget` refused a model request: it was spent, or the request could exceed it.
+
+    The request was not sent; the run ends with this error envelope, which
+    still reports what the run spent.  Also raised at a run's first request
+    under a ``max_cost_usd`` cap when the model's price is unknown.
     """
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec
+from typing import TYPE_CHECKING, Concatenate, ParamSpec
 
 from ._events_schema import (
     EVENT_TYPES,
@@ -47,6 +47,9 @@ from ._events_schema import (
     UntypedEvent,
 )
 from ._spend import Spend
+
+if TYPE_CHECKING:
+    from .budget import Account
 
 __all__ = [
     "AGENT_FINISH",
@@ -128,6 +131,7 @@ class RunContext:
 
     __slots__ = (
         "_owner",
+        "account",
         "agent",
         "branch",
         "cost_usd",
@@ -160,6 +164,8 @@ class RunContext:
         self.sinks = sinks
         self.parent = parent
         self._owner: RunContext | None = None  # None: this context keeps its own counters
+        #: The run's budget account (a lazybridge.budget.Account), if its agent has ``budget=``.
+        self.account: Account | None = None
         self.started = 0.0  # time.perf_counter() at the run's start (see lazybridge._scope)
         self.input_tokens = self.output_tokens = 0
         self.nested_input_tokens = self.nested_output_tokens = 0
@@ -192,6 +198,10 @@ class RunContext:
         copy = RunContext(self.run_id, self.agent, self.parent_run_id, branch, self.sinks, parent=self.parent)
         copy._owner = self._owner or self
         return copy
+
+    def account_owner(self) -> RunContext:
+        """The context that holds this run's counters and budget account (itself, unless a labelled copy)."""
+        return self._owner or self
 
     def record(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         """Count a model response's usage as this run's own and as nested spend of its ancestors."""

@@ -15,6 +15,7 @@ from ._ids import new_run_id
 from ._parallel_stream import ParallelStream
 from ._run import AgentBase, check_agents
 from ._scope import finish_data
+from .budget import Account, Budget
 from .envelope import Envelope, EnvelopeMetadata, branch_labels, fold_branches
 from .events import RunContext
 
@@ -51,6 +52,10 @@ class ParallelAgent(AgentBase):
             the limit is cancelled (its HTTP requests aborted) and its slot
             holds an error envelope with ``error.type == "TimeoutError"``;
             the other branches go on.
+        budget: a :class:`~lazybridge.Budget` shared by every branch of one
+            call (one account): no branch starts a model request the budget
+            cannot cover, and a refused branch's slot holds a
+            ``BudgetExceededError`` envelope.
 
     Errors and cancellation: a failing or timed-out branch never raises; the
     call returns normally with the error in that branch's slot.  If the
@@ -67,6 +72,7 @@ class ParallelAgent(AgentBase):
         description: str | None = None,
         session: Session | None = None,
         verbose: bool = False,
+        budget: Budget | None = None,
     ) -> None:
         self.agents = check_agents(agents, "Agent.parallel")
         self.concurrency_limit = check_whole(concurrency_limit, "concurrency_limit", optional=True)
@@ -74,7 +80,9 @@ class ParallelAgent(AgentBase):
         #: Each branch's label in the join and the trace: its agent's name,
         #: numbered where the same name appears more than once.
         self.labels: tuple[str, ...] = tuple(branch_labels([agent.name for agent in self.agents]))
-        super().__init__(name=name, description=description, session=session, verbose=verbose, timeout=None)
+        super().__init__(
+            name=name, description=description, session=session, verbose=verbose, timeout=None, budget=budget
+        )
 
     def stream(self, task: str | Envelope, *, context: str | None = None) -> ParallelStream:
         """Every branch's answer as it arrives, interleaved; then the envelope ``run`` would return.
@@ -103,6 +111,8 @@ class ParallelAgent(AgentBase):
         """
         task_env = Envelope.from_task(task, context)
         ctx = events.child_context(new_run_id(), self.name, extra_sinks=self._sinks)
+        if self.budget is not None:
+            ctx.account = Account(self.budget, ctx)
         token = events.enter(ctx)
         try:
             branches = await self._fan_out(task_env, ctx)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lazybridge import Agent, LLMEngine, Memory, ParallelAgent, Plan, Session, Step, Tool
+from lazybridge import Agent, Budget, LLMEngine, Memory, ParallelAgent, Plan, Session, Step, Tool
 from lazybridge.errors import ConfigurationError, PlanCompileError
 from lazybridge.session import JsonlExporter
 from lazybridge.testing import FakeProvider, MockAgent, Reply, ScriptedEngine
@@ -60,6 +60,17 @@ CASES: list[Any] = [
     ),
     pytest.param(
         lambda: Agent(llm(tool_choice="required")), ConfigurationError, "tool_choice", id="Agent-tool_choice-no-tools"
+    ),
+    pytest.param(lambda: Agent(ScriptedEngine(), budget=5), ConfigurationError, "budget", id="Agent-budget-type"),
+    # -- Budget
+    pytest.param(lambda: Budget(max_cost_usd=-1), ConfigurationError, "max_cost_usd", id="Budget-cost-negative"),
+    pytest.param(lambda: Budget(max_cost_usd=nan), ConfigurationError, "max_cost_usd", id="Budget-cost-nan"),
+    pytest.param(lambda: Budget(max_cost_usd="1"), ConfigurationError, "max_cost_usd", id="Budget-cost-str"),
+    pytest.param(lambda: Budget(max_tokens=-1), ConfigurationError, "max_tokens", id="Budget-tokens-negative"),
+    pytest.param(lambda: Budget(max_tokens=1.5), ConfigurationError, "max_tokens", id="Budget-tokens-float"),
+    pytest.param(lambda: Budget(max_requests=True), ConfigurationError, "max_requests", id="Budget-requests-bool"),
+    pytest.param(
+        lambda: Agent.parallel(mock(), budget=Budget), ConfigurationError, "budget", id="parallel-budget-class"
     ),
     # -- Agent.parallel / ParallelAgent
     pytest.param(lambda: Agent.parallel(), ConfigurationError, "agent", id="parallel-empty"),

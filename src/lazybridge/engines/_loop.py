@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from .. import events
+from .. import budget, events
 from .._checks import check_seconds, check_whole
 from .._spend import Spend
 from ..envelope import Envelope, EnvelopeMetadata
@@ -188,26 +188,53 @@ class Conversation:
         self.paused_text = ""  # text of paused replies (pause_turn), the start of the answer
         self.failure: Exception | None = None
         self._sent = 0.0  # when the current model call was sent (time.perf_counter())
+        self._accounts = budget.accounts_of(run)  # the budgets of this run and the runs it is nested in
+        self._reservation: budget.Reservation | None = None
 
     # -- model calls -------------------------------------------------------------
 
     async def call_model(self) -> ModelResponse:
         """One model call: send the next request, account for the reply, emit its two events.
 
+        Errors: :class:`~lazybridge.errors.BudgetExceededError` (nothing sent)
+        when a budget of the run cannot cover the request.
         Cancellation: the request in flight is aborted (see the client).
         """
-        request = self._sending(stream=False)
-        response = await self.client.complete(request, on_retry=self._retry_reporter(stream=False))
+        request = self._sending(await self._admitted(self.request()), stream=False)
+        try:
+            response = await self.client.complete(request, on_retry=self._retry_reporter(stream=False))
+        except BaseException:
+            self.release()  # failed or cancelled: its reservation goes back (it still counts as a request)
+            raise
         await self.received(response)
         return response
 
     async def open_stream(self) -> ModelStream:
         """Open the next request streamed (the caller reads it, then calls :meth:`received`)."""
-        request = self._sending(stream=True)
-        return await self.client.open_stream(request, on_retry=self._retry_reporter(stream=True))
+        request = self._sending(await self._admitted(self.request()), stream=True)
+        try:
+            return await self.client.open_stream(request, on_retry=self._retry_reporter(stream=True))
+        except BaseException:
+            self.release()
+            raise
 
-    def _sending(self, *, stream: bool) -> ModelRequest:
-        request = self.request()
+    async def _admitted(self, request: ModelRequest) -> ModelRequest:
+        """``request`` as the run's budgets let it go, its worst case reserved (see :mod:`lazybridge.budget`)."""
+        if not self._accounts:
+            return request
+        quote = await budget.quote(self.client, request, self._accounts)
+        self._reservation, max_tokens = budget.reserve(self._accounts, request.max_tokens, quote)
+        if max_tokens != request.max_tokens:
+            request = attrs.evolve(request, max_tokens=max_tokens)
+        return request
+
+    def release(self) -> None:
+        """Give back the budget reservation of the request in flight, if any (idempotent)."""
+        if self._reservation is not None:
+            reservation, self._reservation = self._reservation, None
+            reservation.release()
+
+    def _sending(self, request: ModelRequest, *, stream: bool) -> ModelRequest:
         if self.run.sinks:
             self.run.emit(
                 events.ModelRequestEvent,
@@ -223,11 +250,15 @@ class Conversation:
     async def received(self, response: ModelResponse) -> None:
         """Count a reply: its cost, the run's live account, its ``model_response`` event."""
         usage = response.usage
-        cost = await self.client.cost_usd(usage)
-        self.tally.spend += Spend.own(usage.input_tokens, usage.output_tokens, cost, reported=usage.reported)
-        self.tally.turns += 1
-        # The run's live account: what a timeout or a cancellation still reports.
-        self.run.record(usage.input_tokens, usage.output_tokens, cost)
+        try:
+            cost = await self.client.cost_usd(usage)
+            self.tally.spend += Spend.own(usage.input_tokens, usage.output_tokens, cost, reported=usage.reported)
+            self.tally.turns += 1
+            # The run's live account: what a timeout or a cancellation still reports.
+            self.run.record(usage.input_tokens, usage.output_tokens, cost)
+        finally:
+            # After the record: budgets then see the real usage instead of the worst case.
+            self.release()
         if self.run.sinks:
             self.run.emit(
                 events.ModelResponseEvent,
@@ -516,6 +547,8 @@ class LLMStream:
         return self._result
 
     async def aclose(self) -> None:
+        if self._conversation is not None:
+            self._conversation.release()  # a reply that never ended gives its reservation back
         if self._events is not None:
             events_, self._events = self._events, None
             await events_.aclose()

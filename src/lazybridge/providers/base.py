@@ -72,7 +72,11 @@ class ModelStream(Protocol):
 class ModelClient(Protocol):
     """What the agent loop sends requests through.
 
-    ``provider`` and ``model`` are what envelopes and events show.
+    ``provider`` and ``model`` are what envelopes and events show.  A client
+    may also have ``async def price_known(self) -> bool``: under a
+    ``Budget(max_cost_usd=...)`` a model whose price is unknown is then
+    refused instead of counted as free (:class:`HTTPModelClient
+    <lazybridge.providers.client.HTTPModelClient>` has it).
     """
 
     @property

@@ -95,3 +95,9 @@ class HTTPModelClient:
         if not pricing.loaded():
             await pricing.load()
         return pricing.cost_usd(self.provider, self.model, usage)
+
+    async def price_known(self) -> bool:
+        """Whether this model has a price (a free local model has one: 0); a cost budget needs it."""
+        if not pricing.loaded():
+            await pricing.load()
+        return pricing.price_for(self.provider, self.model) is not None
