@@ -70,9 +70,10 @@ import stamina
 from anyio.lowlevel import RunVar
 
 from .._resources import on_loop_close
+from .._secrets import Secret
 from ..errors import ProviderError
 from ..messages import ModelRequest, ModelResponse
-from ._errormap import retry_delay, status_error, transport_error
+from ._errormap import retry_delay, scrubbed, status_error, transport_error
 from ._eventstream import CLOSE_TIMEOUT, EventStream, _close_response
 from .base import OnRetry, RetryNotice, WireFormat
 
@@ -111,30 +112,6 @@ logger = logging.getLogger("lazybridge.providers")
 # The library's loggers print nothing unless the application configures
 # logging (without a handler, Python's last resort prints WARNING and above).
 logging.getLogger("lazybridge").addHandler(logging.NullHandler())
-
-
-# -- secrets -------------------------------------------------------------------
-
-
-@attrs.frozen(repr=False)
-class Secret:
-    """An API key.  Its repr and str are masked; :meth:`reveal` is the only way in."""
-
-    _value: str
-
-    def reveal(self) -> str:
-        return self._value
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the secret masked."""
-        if len(self._value) >= 4 and self._value in text:
-            return text.replace(self._value, "********")
-        return text
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
 
 
 # -- the client pool -------------------------------------------------------------
@@ -482,7 +459,11 @@ async def _complete_once(
                 retryable=False,
             )
         )
-    return endpoint.wire.parse_response(body)
+    try:
+        return endpoint.wire.parse_response(body)
+    except Exception as exc:  # a parser's message may quote the body, and the body the key
+        scrubbed(endpoint, exc)
+        raise
 
 
 # -- streaming ----------------------------------------------------------------------
