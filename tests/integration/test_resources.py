@@ -7,12 +7,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 
 from lazybridge import Agent
 from lazybridge.engines.llm import LLMEngine
 from lazybridge.providers import pricing
-from lazybridge.testing import FakeProvider
+from lazybridge.testing import FakeProvider, Reply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
@@ -56,3 +57,75 @@ async def test_the_first_fan_out_imports_prices_once(
     assert all(branch.metadata.cost_usd > 0 for branch in env)  # every branch was priced ...
     assert imports == [1]  # ... after one import
 
+
+
+# -- step_timeout does not count the wait for a pooled connection ------------------------
+
+POOL = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+HUNG_MODEL = "gpt-5.4-nano"  # the fake never answers it
+
+
+def hang_one_model(fake: FakeProvider) -> None:
+    fake.respond = lambda request: Reply(delay=3600) if request.model == HUNG_MODEL else "fine"
+
+
+def pooled_agent(model: str, base_url: str, **kwargs: Any) -> Agent:
+    """An agent on the shared pool of two connections (same origin and limits: one client, one limiter)."""
+    return Agent(engine=LLMEngine(model, base_url=base_url, api_key=KEY, limits=POOL, max_retries=0), **kwargs)
+
+
+async def test_step_timeout_does_not_count_the_wait_for_a_pooled_connection(
+    fake: FakeProvider, base_url: str
+) -> None:
+    """The issue's scenario, scaled down: healthy branches queued behind hung requests still succeed.
+
+    Two hung requests hold both connections for 1 s; a fan-out with
+    step_timeout=0.5 s then has two more hung branches and two healthy ones.
+    The healthy ones cannot send before 1 s, so if queueing counted, they
+    would time out at 0.5 s without sending anything.
+    """
+    hang_one_model(fake)
+    async with anyio.create_task_group() as tg:
+        for i in range(2):
+            tg.start_soon(pooled_agent(HUNG_MODEL, base_url, name=f"holder{i}", timeout=1.0).run, "hold")
+        await anyio.wait_all_tasks_blocked()  # both holders took a slot (before sending) and hang
+        started = anyio.current_time()
+        panel = Agent.parallel(
+            pooled_agent("gpt-5.4-mini", base_url, name="healthy"),
+            pooled_agent("gpt-5.4-mini", base_url, name="healthy"),
+            pooled_agent(HUNG_MODEL, base_url, name="hung"),
+            pooled_agent(HUNG_MODEL, base_url, name="hung"),
+            step_timeout=0.5,
+        )
+        env = await panel.run("go")
+    waited = anyio.current_time() - started
+
+    healthy, hung = list(env)[:2], list(env)[2:]
+    assert [b.ok for b in healthy] == [True, True], [b.error for b in healthy]
+    assert all(b.text() == "fine" for b in healthy)
+    assert [b.error.type for b in hung if b.error is not None] == ["TimeoutError", "TimeoutError"]
+    assert all("step_timeout" in b.error.message for b in hung if b.error is not None)
+    assert waited >= 1.0  # the healthy branches really did queue past their step_timeout
+    assert len(fake.requests) == 6  # every branch sent its request once it had a connection
+
+
+async def test_waiting_for_a_connection_still_ends_on_the_agent_timeout_and_on_cancellation(
+    fake: FakeProvider, base_url: str
+) -> None:
+    """The pause is for step_timeout only: an agent's own timeout and an outer cancel end the wait."""
+    hang_one_model(fake)
+    async with anyio.create_task_group() as tg:
+        for i in range(2):
+            tg.start_soon(pooled_agent(HUNG_MODEL, base_url, name=f"holder{i}").run, "hold")
+        await anyio.wait_all_tasks_blocked()
+
+        impatient = pooled_agent("gpt-5.4-mini", base_url, name="impatient", timeout=0.2)
+        [branch] = await Agent.parallel(impatient, step_timeout=60).run_branches("go")
+        assert branch.error is not None and "exceeded its timeout of 0.2s" in branch.error.message
+
+        with anyio.fail_after(5):  # the wait is not shielded
+            with anyio.move_on_after(0.2) as outer:
+                await Agent.parallel(pooled_agent("gpt-5.4-mini", base_url, name="b"), step_timeout=60).run("go")
+        assert outer.cancelled_caught
+        assert len(fake.requests) <= 2  # neither waiting request was ever sent (only the holders')
+        tg.cancel_scope.cancel()

@@ -13,7 +13,8 @@ Client pool
     fan-out queues cheaply instead of failing with ``PoolTimeout`` -- or
     crowding httpcore's pool, whose bookkeeping costs grow with queued
     requests times connections (1,000 requests queued there: ~20 ms of CPU
-    each).
+    each).  Time spent waiting on that limiter does not count against a
+    branch's ``step_timeout`` (:mod:`lazybridge._deadlines`).
     The clients are closed by :func:`lazybridge.aclose` (sync calls do it for
     their private loop).  The SSL context is built once per process.  A
     client passed by the user is used as is and never closed here.
@@ -69,6 +70,7 @@ import httpx
 import stamina
 from anyio.lowlevel import RunVar
 
+from .._deadlines import deadlines_paused
 from .._resources import on_loop_close
 from .._secrets import Secret
 from ..errors import ProviderError
@@ -428,12 +430,27 @@ async def complete(
     client, limiter = endpoint.connection()
     http_request = endpoint.build(client, request, stream=False)
     borrower = object()  # a token per request, not per task: a task may hold several
-    await limiter.acquire_on_behalf_of(borrower)
+    await _acquire(limiter, borrower)
     try:
         retries = _Retries(endpoint, on_retry)
         return await _with_retries(retries, lambda: _complete_once(endpoint, client, http_request))
     finally:
         limiter.release_on_behalf_of(borrower)
+
+
+async def _acquire(limiter: anyio.CapacityLimiter, borrower: object) -> None:
+    """Take a slot of ``limiter`` for ``borrower``; while waiting for one, step deadlines stand still.
+
+    The pool cap is a concurrency limit the caller did not ask for: time
+    spent queued behind other requests is not the run's execution, so it
+    must not count against ``step_timeout`` (see :mod:`lazybridge._deadlines`).
+    An agent's own ``timeout`` and any cancellation still end the wait.
+    """
+    try:
+        limiter.acquire_on_behalf_of_nowait(borrower)
+    except anyio.WouldBlock:
+        with deadlines_paused():
+            await limiter.acquire_on_behalf_of(borrower)
 
 
 async def _complete_once(
@@ -487,7 +504,7 @@ async def open_stream(
     client, limiter = endpoint.connection()
     http_request = endpoint.build(client, request, stream=True)
     borrower = object()
-    await limiter.acquire_on_behalf_of(borrower)
+    await _acquire(limiter, borrower)
     retries = _Retries(endpoint, on_retry)
 
     def send() -> Awaitable[httpx.Response]:
