@@ -129,3 +129,4 @@ async def test_waiting_for_a_connection_still_ends_on_the_agent_timeout_and_on_c
         assert outer.cancelled_caught
         assert len(fake.requests) <= 2  # neither waiting request was ever sent (only the holders')
         tg.cancel_scope.cancel()
+

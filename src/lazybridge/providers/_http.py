@@ -16,7 +16,8 @@ Client pool
     each).  Time spent waiting on that limiter does not count against a
     branch's ``step_timeout`` (:mod:`lazybridge._deadlines`).
     The clients are closed by :func:`lazybridge.aclose` (sync calls do it for
-    their private loop).  The SSL context is built once per process.  A
+    their private loop), or when their loop shuts down (see
+    :mod:`lazybridge._resources`).  The SSL context is built once per process.  A
     client passed by the user is used as is and never closed here.
 
 Retry schedule
@@ -172,7 +173,7 @@ def pooled_client(base_url: str, limits: httpx.Limits = DEFAULT_LIMITS) -> httpx
     """The shared client of this event loop for ``base_url``'s origin and ``limits``.
 
     Must be called inside a running event loop.  The client lives until
-    :func:`lazybridge.aclose` runs in this loop.
+    :func:`lazybridge.aclose` runs in this loop, or the loop shuts down.
     """
     return _pooled(base_url, limits)[0]
 
