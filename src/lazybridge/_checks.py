@@ -172,7 +172,7 @@ _NAMED = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", " ": "a s
 
 
 def check_api_key(value: str | None, argument: str = "api_key") -> str | None:
-    """``None`` or a key with no whitespace or control character.
+    """``None`` or a key of printable ASCII: no whitespace, control or non-ASCII character.
 
     The classic case is the trailing newline of a key copied from a file:
     httpx refuses the header, and its error message -- key included, in a
@@ -184,7 +184,8 @@ def check_api_key(value: str | None, argument: str = "api_key") -> str | None:
     if not isinstance(value, str):
         raise ConfigurationError(f"{argument} must be a string or None, not {type(value).__name__}")
     for index, char in enumerate(value):
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+        # Non-ASCII too: httpx refuses it in a header, with a UnicodeEncodeError at the first request.
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or not char.isascii():
             kind = _NAMED.get(char) or f"the character U+{ord(char):04X}"
             if index == len(value) - 1:
                 where = "at its end"
@@ -193,7 +194,8 @@ def check_api_key(value: str | None, argument: str = "api_key") -> str | None:
             else:
                 where = "inside it"
             raise ConfigurationError(
-                f"{argument} has {kind} {where} (a key has no whitespace or control characters; "
+                f"{argument} has {kind} {where} (a key is printable ASCII, with no whitespace or "
+                "control characters; "
                 "a key copied from a file often ends with a newline): strip it"
             )
     return value

@@ -5,6 +5,8 @@ It walks the event's own fields (those of its kind, ``event.data``; not the
 ids and names of the envelope) and, in every string, replaces what looks
 like a credential with ``[REDACTED]``:
 
+* the API keys configured in this process (every key an engine holds,
+  whatever its shape; see :mod:`lazybridge._secrets`);
 * provider keys by shape: ``sk-...`` and ``sk-ant-...`` (OpenAI, Anthropic,
   DeepSeek), ``AIza...`` (Google), ``ghp_...`` and friends (GitHub),
   ``AKIA...`` (AWS access key ids), ``xoxb-...`` (Slack);
@@ -34,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from ._secrets import configured_keys, mask_configured
 from .envelope import converter
 from .events import Event, UntypedEvent
 
@@ -114,7 +117,13 @@ def _mask_named_values(text: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every credential-shaped substring replaced by ``[REDACTED]``."""
+    """``text`` with every configured key and credential-shaped substring replaced by ``[REDACTED]``."""
+    return _redact_text(text, configured_keys())
+
+
+def _redact_text(text: str, keys: tuple[str, ...]) -> str:
+    if keys:
+        text = mask_configured(text, keys, REDACTED)
     if any(hint in text for hint in _SHAPE_HINTS):
         text = _SHAPES.sub(_mask_shape, text)
     if ":" in text or "=" in text:
@@ -124,30 +133,36 @@ def redact_text(text: str) -> str:
 
 @functools.lru_cache(maxsize=1024)  # mapping keys repeat: the event schema's, tool parameters
 def _key(key: str) -> tuple[str, bool]:
-    name = redact_text(key)
+    # Configured keys are masked before this cache (see _walk): it must never hold one.
+    name = _redact_text(key, ())
     return name, is_secret_name(name)
 
 
 def redact_value(value: Any) -> Any:
     """A JSON-like copy of ``value`` with every string redacted and every secret-named key masked."""
+    return _walk(value, configured_keys())
+
+
+def _walk(value: Any, keys: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return redact_text(value)
+        return _redact_text(value, keys)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            name, secret = _key(key) if isinstance(key, str) else _key(str(key))
+            text = key if isinstance(key, str) else str(key)
+            name, secret = _key(mask_configured(text, keys, REDACTED) if keys else text)
             if secret and item is not None and not isinstance(item, bool):
                 out[name] = REDACTED
             else:
-                out[name] = redact_value(item)
+                out[name] = _walk(item, keys)
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [redact_value(item) for item in value]
+        return [_walk(item, keys) for item in value]
     if attrs.has(type(value)):
-        return redact_value(converter.unstructure(value))
-    return redact_text(str(value))
+        return _walk(converter.unstructure(value), keys)
+    return _redact_text(str(value), keys)
 
 
 def redact_event(event: Event) -> Event:
@@ -156,11 +171,12 @@ def redact_event(event: Event) -> Event:
     The result is an event of the same class; a field that is not JSON-like
     data comes back as its redacted JSON form (see :func:`redact_value`).
     """
+    keys = configured_keys()  # once per event, not once per string
     if isinstance(event, UntypedEvent):
-        return attrs.evolve(event, data=redact_value(event.data))
+        return attrs.evolve(event, data=_walk(event.data, keys))
     fields = {}
     for name in event.data_fields:
         value = getattr(event, name)
         # Numbers, booleans and None carry no secret: skip the walk for most fields.
-        fields[name] = value if value is None or isinstance(value, (bool, int, float)) else redact_value(value)
+        fields[name] = value if value is None or isinstance(value, (bool, int, float)) else _walk(value, keys)
     return type(event)(event.run_id, event.parent_run_id, event.agent, event.branch, event.time, **fields)

@@ -12,6 +12,7 @@ imports none of them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ import anyio
 from . import events
 from ._cancellation import is_stray_cancellation
 from ._checks import check_name, check_timeout
+from ._deadlines import StepDeadline
 from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
 from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
@@ -170,15 +172,18 @@ class AgentBase:
         self, task: Envelope, ctx: RunContext, step_timeout: float | None, step_label: str | None
     ) -> Envelope:
         own = self.timeout
+        step: StepDeadline | None = None
         with anyio.CancelScope() as scope:
-            if own is not None:
-                scope.deadline = anyio.current_time() + own
-            step_deadline = None if step_timeout is None else anyio.current_time() + step_timeout
-            if step_deadline is not None and step_deadline < scope.deadline:
-                scope.deadline = step_deadline
-            return await self._execute(task, ctx)
+            cap = math.inf if own is None else anyio.current_time() + own
+            scope.deadline = cap
+            if step_timeout is None:
+                return await self._execute(task, ctx)
+            # The step deadline stands still while the run waits for a pooled
+            # connection, as it does for a concurrency_limit slot (_deadlines).
+            with StepDeadline(scope, step_timeout, cap=cap) as step:
+                return await self._execute(task, ctx)
         # The deadline ran out (only a cancel scope's own deadline lands here).
-        if step_deadline is not None and step_deadline <= scope.deadline:
+        if step is not None and step.ran_out():
             message = f"branch {step_label or self.name!r} exceeded step_timeout={step_timeout:g}s"
             return Envelope.error_envelope(TimeoutError(message), metadata=spent_metadata(self, ctx))
         return Envelope.error_envelope(agent_timeout(self), metadata=spent_metadata(self, ctx))

@@ -225,6 +225,7 @@ def test_a_bad_environment_variable_is_refused_at_construction_naming_it(
         ("sk-secret 123", "a space inside it"),
         ("sk-secret\x00123", "U+0000 inside it"),
         ("sk-secret\u200b123", "U+200B inside it"),
+        ("sk-secr\u00e9t-123", "U+00E9 inside it"),  # httpx would refuse it at the first request
     ],
 )
 def test_an_api_key_with_whitespace_says_which_character_and_never_shows_the_key(key: str, said: str) -> None:

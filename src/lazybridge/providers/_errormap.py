@@ -13,7 +13,7 @@ import email.utils
 import json
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -34,7 +34,9 @@ from ..errors import (
 if TYPE_CHECKING:
     from ._http import Endpoint
 
-__all__ = ["QUOTA_KINDS", "RETRY_STATUSES", "retry_delay", "status_error", "transport_error"]
+__all__ = ["QUOTA_KINDS", "RETRY_STATUSES", "retry_delay", "scrubbed", "status_error", "transport_error"]
+
+E = TypeVar("E", bound=BaseException)
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 #: Error kinds (``WireFormat.error_kind``) of a 429 that waiting will not fix.
@@ -157,3 +159,25 @@ def transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> ProviderEr
     return APIConnectionError(
         f"{endpoint.provider}: could not reach {endpoint.base_url}: {what}", provider=endpoint.provider
     )
+
+
+def scrubbed(endpoint: Endpoint, error: E) -> E:
+    """``error`` with every echo of ``endpoint``'s key masked, in place, and returned.
+
+    For errors built from what a provider sent inside a 200 answer (a stream's
+    error event or corrupt data line, an unparsable body): the parsers that
+    build them are pure and do not know the key.  Masks every string in the
+    exception's ``args`` and attributes (``message``, an excerpt...), and the
+    same in the exceptions it was raised from or during, since a traceback
+    prints those too.
+    """
+    seen: set[int] = set()
+    exc: BaseException | None = error
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.args = tuple(endpoint.scrub(a) if isinstance(a, str) else a for a in exc.args)
+        for name, value in list(getattr(exc, "__dict__", {}).items()):
+            if isinstance(value, str):
+                setattr(exc, name, endpoint.scrub(value))
+        exc = exc.__cause__ or exc.__context__
+    return error

@@ -18,6 +18,7 @@ import httpx
 
 from ..errors import APITimeoutError, ProviderError, StreamError
 from ..messages import ModelResponse
+from ._errormap import scrubbed
 from .base import StreamDecoder
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ class EventStream:
     Errors: a stream silent for longer than the stall timeout raises
     :class:`~lazybridge.errors.APITimeoutError`; one that breaks off raises
     :class:`~lazybridge.errors.StreamError`; an error event raises the
-    class the wire format chose.
+    class the wire format chose.  Every message built from what the
+    provider sent has the API key masked, as for an HTTP error body.
 
     Retries: while no text delta has been returned yet, a stream that breaks
     off or stalls is closed and, if ``reopen`` allows it (the request's retry
@@ -111,7 +113,13 @@ class EventStream:
                     return
                 raise failure from exc
             event = "" if sse.event == "message" else sse.event
-            self._pending.extend(self._decoder.feed(event, sse.data))
+            try:
+                self._pending.extend(self._decoder.feed(event, sse.data))
+            except Exception as exc:
+                # An error event or a corrupt line is the provider's text, and
+                # a provider may echo the key in it (as in an HTTP error body).
+                scrubbed(self._endpoint, exc)
+                raise
             done = True
         finally:
             if not done:
@@ -163,7 +171,11 @@ class EventStream:
                     f"{self._endpoint.provider}: expected an event stream, got an invalid JSON body",
                     provider=self._endpoint.provider,
                 )
-            self._final = self._endpoint.wire.parse_response(body)
+            try:
+                self._final = self._endpoint.wire.parse_response(body)
+            except Exception as exc:
+                scrubbed(self._endpoint, exc)
+                raise
             self._exhausted = True
             if self._final.text:
                 self._pending.append(self._final.text)
@@ -182,7 +194,11 @@ class EventStream:
             return self._final
         if not self._exhausted:
             raise StreamError("the stream was not read to its end", provider=self._endpoint.provider)
-        self._final = self._decoder.finish()
+        try:
+            self._final = self._decoder.finish()
+        except Exception as exc:
+            scrubbed(self._endpoint, exc)
+            raise
         return self._final
 
     async def aclose(self) -> None:

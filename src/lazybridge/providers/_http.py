@@ -13,9 +13,11 @@ Client pool
     fan-out queues cheaply instead of failing with ``PoolTimeout`` -- or
     crowding httpcore's pool, whose bookkeeping costs grow with queued
     requests times connections (1,000 requests queued there: ~20 ms of CPU
-    each).
+    each).  Time spent waiting on that limiter does not count against a
+    branch's ``step_timeout`` (:mod:`lazybridge._deadlines`).
     The clients are closed by :func:`lazybridge.aclose` (sync calls do it for
-    their private loop).  The SSL context is built once per process.  A
+    their private loop), or when their loop shuts down (see
+    :mod:`lazybridge._resources`).  The SSL context is built once per process.  A
     client passed by the user is used as is and never closed here.
 
 Retry schedule
@@ -69,10 +71,12 @@ import httpx
 import stamina
 from anyio.lowlevel import RunVar
 
+from .._deadlines import deadlines_paused
 from .._resources import on_loop_close
+from .._secrets import Secret
 from ..errors import ProviderError
 from ..messages import ModelRequest, ModelResponse
-from ._errormap import retry_delay, status_error, transport_error
+from ._errormap import retry_delay, scrubbed, status_error, transport_error
 from ._eventstream import CLOSE_TIMEOUT, EventStream, _close_response
 from .base import OnRetry, RetryNotice, WireFormat
 
@@ -111,30 +115,6 @@ logger = logging.getLogger("lazybridge.providers")
 # The library's loggers print nothing unless the application configures
 # logging (without a handler, Python's last resort prints WARNING and above).
 logging.getLogger("lazybridge").addHandler(logging.NullHandler())
-
-
-# -- secrets -------------------------------------------------------------------
-
-
-@attrs.frozen(repr=False)
-class Secret:
-    """An API key.  Its repr and str are masked; :meth:`reveal` is the only way in."""
-
-    _value: str
-
-    def reveal(self) -> str:
-        return self._value
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the secret masked."""
-        if len(self._value) >= 4 and self._value in text:
-            return text.replace(self._value, "********")
-        return text
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
 
 
 # -- the client pool -------------------------------------------------------------
@@ -193,7 +173,7 @@ def pooled_client(base_url: str, limits: httpx.Limits = DEFAULT_LIMITS) -> httpx
     """The shared client of this event loop for ``base_url``'s origin and ``limits``.
 
     Must be called inside a running event loop.  The client lives until
-    :func:`lazybridge.aclose` runs in this loop.
+    :func:`lazybridge.aclose` runs in this loop, or the loop shuts down.
     """
     return _pooled(base_url, limits)[0]
 
@@ -451,12 +431,27 @@ async def complete(
     client, limiter = endpoint.connection()
     http_request = endpoint.build(client, request, stream=False)
     borrower = object()  # a token per request, not per task: a task may hold several
-    await limiter.acquire_on_behalf_of(borrower)
+    await _acquire(limiter, borrower)
     try:
         retries = _Retries(endpoint, on_retry)
         return await _with_retries(retries, lambda: _complete_once(endpoint, client, http_request))
     finally:
         limiter.release_on_behalf_of(borrower)
+
+
+async def _acquire(limiter: anyio.CapacityLimiter, borrower: object) -> None:
+    """Take a slot of ``limiter`` for ``borrower``; while waiting for one, step deadlines stand still.
+
+    The pool cap is a concurrency limit the caller did not ask for: time
+    spent queued behind other requests is not the run's execution, so it
+    must not count against ``step_timeout`` (see :mod:`lazybridge._deadlines`).
+    An agent's own ``timeout`` and any cancellation still end the wait.
+    """
+    try:
+        limiter.acquire_on_behalf_of_nowait(borrower)
+    except anyio.WouldBlock:
+        with deadlines_paused():
+            await limiter.acquire_on_behalf_of(borrower)
 
 
 async def _complete_once(
@@ -482,7 +477,11 @@ async def _complete_once(
                 retryable=False,
             )
         )
-    return endpoint.wire.parse_response(body)
+    try:
+        return endpoint.wire.parse_response(body)
+    except Exception as exc:  # a parser's message may quote the body, and the body the key
+        scrubbed(endpoint, exc)
+        raise
 
 
 # -- streaming ----------------------------------------------------------------------
@@ -506,7 +505,7 @@ async def open_stream(
     client, limiter = endpoint.connection()
     http_request = endpoint.build(client, request, stream=True)
     borrower = object()
-    await limiter.acquire_on_behalf_of(borrower)
+    await _acquire(limiter, borrower)
     retries = _Retries(endpoint, on_retry)
 
     def send() -> Awaitable[httpx.Response]:

@@ -30,8 +30,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import attrs
+from anyio.lowlevel import RunVar
 
 from ..errors import ConfigurationError
 from ..messages import Usage
@@ -97,6 +99,8 @@ _lock = threading.Lock()
 _cache: dict[tuple[str, str], _Calc | None] = {}
 _warned: set[tuple[str, str]] = set()
 _prices_module: Any = None
+#: The import in flight in this event loop, if any (an Event set when it ends).
+_loading: RunVar[anyio.Event | None] = RunVar("lazybridge_prices_loading")
 
 
 def set_price(provider: str, model: str, price: Price) -> None:
@@ -144,11 +148,25 @@ def loaded() -> bool:
 async def load() -> None:
     """Import genai-prices in a worker thread (once); later lookups then never block the loop.
 
+    Concurrent callers in one event loop share one import: the first fan-out
+    of a hundred branches makes one worker-thread call, not a hundred.
+
     Cancellation: if cancelled, the import may still finish in its thread;
-    nothing else happens.
+    nothing else happens.  Callers that were waiting for a cancelled import
+    start their own.
     """
-    if _prices_module is None:
-        await anyio.to_thread.run_sync(_import_prices, abandon_on_cancel=True)
+    while _prices_module is None:
+        pending = _loading.get(None)
+        if pending is not None:
+            await pending.wait()
+            continue
+        done = anyio.Event()
+        _loading.set(done)
+        try:
+            await anyio.to_thread.run_sync(_import_prices, abandon_on_cancel=True)
+        finally:
+            _loading.set(None)
+            done.set()
 
 
 def _lookup(name: str, model: str) -> _Calc | None:
