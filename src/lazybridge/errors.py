@@ -17,6 +17,7 @@ Exceptions raised at construction time and the errors whose class names become
         ├── APIConnectionError      the request never got an HTTP answer (retryable)
         │   └── APITimeoutError     ... because a deadline ran out (retryable)
         ├── StreamError             a 200 stream broke or carried an error event
+        ├── MalformedResponseError  an answer of a shape the wire format does not know
         └── APIStatusError          the provider answered with an error status
             ├── BadRequestError         400, 413, 422
             ├── AuthenticationError     401
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigurationError",
     "EnvelopeError",
     "LazyBridgeError",
+    "MalformedResponseError",
     "MaxIterationsExceeded",
     "MaxTurnsExceeded",
     "NotFoundError",
@@ -154,6 +156,37 @@ class APITimeoutError(APIConnectionError):
 
 class StreamError(ProviderError):
     """A stream that started with 200 broke off or carried an error event."""
+
+
+class MalformedResponseError(ProviderError):
+    """The provider answered, but not in a shape LazyBridge can read.
+
+    A body or stream event that is not JSON, JSON of the wrong shape (a list
+    where an object belongs, a missing ``choices``), or a field of the wrong
+    type.  ``expected`` says what was expected and where (``"an object at
+    content[0]"``); ``excerpt`` is a short excerpt of what came instead (at
+    most 120 characters, any echo of the API key masked).  ``status_code``
+    is the HTTP status of the answer.
+
+    Not retryable: the provider said something, and asking again is unlikely
+    to change its shape.  A malformed *error* body (a 429 or 5xx whose JSON
+    is not the documented envelope) is not this error: it keeps the class and
+    ``retryable`` its status gives, with the body itself as the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str = "",
+        excerpt: str = "",
+        provider: str | None = None,
+        status_code: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status_code=status_code, retryable=retryable)
+        self.expected = expected
+        self.excerpt = excerpt
 
 
 class APIStatusError(ProviderError):

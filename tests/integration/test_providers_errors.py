@@ -157,12 +157,12 @@ async def test_connection_refused(fake: FakeProvider) -> None:
 
 
 async def test_invalid_json_body(fake: FakeProvider, base_url: str) -> None:
-    """A 200 whose body is not JSON is a ProviderError, not retried, quoting the body."""
+    """A 200 whose body is not JSON is a MalformedResponseError, not retried, quoting the body."""
     fake.push(Reply(body=b'{"id": "msg_1", "content": [tru'), "never")
     env = await agent("claude-haiku-4-5", base_url).run("x")
     assert len(fake.requests) == 1
-    assert env.error is not None and env.error.type == "ProviderError"
-    assert "not a JSON object" in env.error.message and "tru" in env.error.message
+    assert env.error is not None and env.error.type == "MalformedResponseError"
+    assert "expected a JSON object" in env.error.message and "tru" in env.error.message
 
 
 async def test_read_timeout(fake: FakeProvider, base_url: str) -> None:

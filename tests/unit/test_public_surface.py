@@ -83,6 +83,7 @@ SURFACE: dict[str, list[str]] = {
         "ConfigurationError",
         "EnvelopeError",
         "LazyBridgeError",
+        "MalformedResponseError",
         "MaxIterationsExceeded",
         "MaxTurnsExceeded",
         "NotFoundError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar
@@ -70,7 +71,11 @@ def retry_delay(headers: Mapping[str, str], body: str = "", *, now: float | None
 
 
 def _google_details(body: str) -> tuple[float | None, bool, bool]:
-    """``(RetryInfo delay, daily quota exhausted, API key invalid)`` of a google.rpc error body."""
+    """``(RetryInfo delay, daily quota exhausted, API key invalid)`` of a google.rpc error body.
+
+    Defensive about every member: a detail of an unexpected shape is skipped,
+    so a malformed 429 is still a retryable 429.
+    """
     if "type.googleapis.com" not in body:
         return None, False, False
     try:
@@ -78,7 +83,7 @@ def _google_details(body: str) -> tuple[float | None, bool, bool]:
         if isinstance(error, list):
             error = error[0]
         details = error["error"]["details"]
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
         return None, False, False
     delay: float | None = None
     daily = key_invalid = False
@@ -89,11 +94,16 @@ def _google_details(body: str) -> tuple[float | None, bool, bool]:
         if kind.endswith("RetryInfo"):
             raw = str(detail.get("retryDelay", "")).removesuffix("s")
             try:
-                delay = max(float(raw), 0.0)
+                seconds = float(raw)
             except ValueError:
-                pass
+                continue
+            if math.isfinite(seconds):  # "nans" would make a NaN wait
+                delay = max(seconds, 0.0)
         elif kind.endswith("QuotaFailure"):
-            for violation in detail.get("violations") or ():
+            violations = detail.get("violations")
+            for violation in violations if isinstance(violations, list) else ():
+                if not isinstance(violation, dict):
+                    continue
                 quota = str(violation.get("quotaId", "")) + str(violation.get("quotaMetric", ""))
                 if "PerDay" in quota or "per_day" in quota.lower():
                     daily = True

@@ -9,16 +9,18 @@ non-streamed call would have returned.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 
-from ..errors import APITimeoutError, ProviderError, StreamError
+from ..errors import APITimeoutError, MalformedResponseError, ProviderError, StreamError
 from ..messages import ModelResponse
 from ._errormap import scrubbed
+from ._shape import malformed, obj, restate
 from .base import StreamDecoder
 
 if TYPE_CHECKING:
@@ -48,7 +50,9 @@ class EventStream:
     Errors: a stream silent for longer than the stall timeout raises
     :class:`~lazybridge.errors.APITimeoutError`; one that breaks off raises
     :class:`~lazybridge.errors.StreamError`; an error event raises the
-    class the wire format chose.  Every message built from what the
+    class the wire format chose; an event (or a plain JSON answer) of a
+    shape the wire format does not know raises
+    :class:`~lazybridge.errors.MalformedResponseError`, never retried.  Every message built from what the
     provider sent has the API key masked, as for an HTTP error body.
 
     Retries: while no text delta has been returned yet, a stream that breaks
@@ -113,17 +117,31 @@ class EventStream:
                     return
                 raise failure from exc
             event = "" if sse.event == "message" else sse.event
-            try:
+            with self._readable():
                 self._pending.extend(self._decoder.feed(event, sse.data))
-            except Exception as exc:
-                # An error event or a corrupt line is the provider's text, and
-                # a provider may echo the key in it (as in an HTTP error body).
-                scrubbed(self._endpoint, exc)
-                raise
             done = True
         finally:
             if not done:
                 await self.aclose()
+
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """A malformed answer names the endpoint's provider and status, with its excerpt masked."""
+        try:
+            yield
+        except MalformedResponseError as exc:
+            restate(
+                exc,
+                provider=self._endpoint.provider,
+                scrub=self._endpoint.scrub,
+                status_code=self._response.status_code,
+            )
+            raise
+        except Exception as exc:
+            # An error event or a corrupt line is the provider's text, and a
+            # provider may echo the key in it (as in an HTTP error body).
+            scrubbed(self._endpoint, exc)
+            raise
 
     def _transport_failure(self, exc: httpx.TransportError) -> ProviderError:
         if isinstance(exc, httpx.TimeoutException):
@@ -162,20 +180,12 @@ class EventStream:
             # Some compatible servers ignore "stream": true.  One chunk, same result.
             await self._response.aread()
             await self.aclose()
-            try:
-                body = json.loads(self._response.content)
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                raise StreamError(
-                    f"{self._endpoint.provider}: expected an event stream, got an invalid JSON body",
-                    provider=self._endpoint.provider,
-                )
-            try:
-                self._final = self._endpoint.wire.parse_response(body)
-            except Exception as exc:
-                scrubbed(self._endpoint, exc)
-                raise
+            with self._readable():
+                try:
+                    body = json.loads(self._response.content)
+                except (ValueError, RecursionError):
+                    raise malformed("an event stream or a JSON object", self._response.text, raw=True) from None
+                self._final = self._endpoint.wire.parse_response(obj(body, "the response"))
             self._exhausted = True
             if self._final.text:
                 self._pending.append(self._final.text)
@@ -194,11 +204,8 @@ class EventStream:
             return self._final
         if not self._exhausted:
             raise StreamError("the stream was not read to its end", provider=self._endpoint.provider)
-        try:
+        with self._readable():
             self._final = self._decoder.finish()
-        except Exception as exc:
-            scrubbed(self._endpoint, exc)
-            raise
         return self._final
 
     async def aclose(self) -> None:

@@ -49,7 +49,10 @@ Retry schedule
 Errors
     Every failure is one class of the tree in :mod:`lazybridge.errors`,
     carrying the provider's own message, the status code and a truthful
-    ``retryable``.  API keys never appear in a message: they are sent only
+    ``retryable``.  An answer the wire format cannot read (not JSON, or JSON
+    of another shape) is a :class:`~lazybridge.errors.MalformedResponseError`
+    quoting a short, key-masked excerpt; a malformed *error* body keeps the
+    class its status gives.  API keys never appear in a message: they are sent only
     in headers, and scrubbed from any provider message that echoes them.
 """
 
@@ -74,10 +77,11 @@ from anyio.lowlevel import RunVar
 from .._deadlines import deadlines_paused
 from .._resources import on_loop_close
 from .._secrets import Secret
-from ..errors import ProviderError
+from ..errors import MalformedResponseError, ProviderError
 from ..messages import ModelRequest, ModelResponse
 from ._errormap import retry_delay, scrubbed, status_error, transport_error
 from ._eventstream import CLOSE_TIMEOUT, EventStream, _close_response
+from ._shape import malformed, obj, restate
 from .base import OnRetry, RetryNotice, WireFormat
 
 T = TypeVar("T")
@@ -464,21 +468,15 @@ async def _complete_once(
     if response.status_code >= 300:
         raise _Failure(*status_error(endpoint, response.status_code, response.headers, response.text))
     try:
-        body = json.loads(response.content)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        snippet = endpoint.scrub(response.text[:200])
-        raise _Failure(
-            ProviderError(
-                f"{endpoint.provider}: the response is not a JSON object: {snippet!r}",
-                provider=endpoint.provider,
-                status_code=response.status_code,
-                retryable=False,
-            )
-        )
-    try:
-        return endpoint.wire.parse_response(body)
+        try:
+            body = json.loads(response.content)
+        except (ValueError, RecursionError):
+            raise malformed("a JSON object", response.text, raw=True) from None
+        return endpoint.wire.parse_response(obj(body, "the response"))
+    except MalformedResponseError as exc:
+        # The parsers cannot know the key: the excerpt is masked here.
+        restate(exc, provider=endpoint.provider, scrub=endpoint.scrub, status_code=response.status_code)
+        raise _Failure(exc) from exc.__cause__
     except Exception as exc:  # a parser's message may quote the body, and the body the key
         scrubbed(endpoint, exc)
         raise

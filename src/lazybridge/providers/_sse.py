@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import OverloadedError, ProviderError, RateLimitError, StreamError
 from ..messages import StopReason
+from . import _shape
 
 #: Key under which :func:`parse_arguments` keeps arguments that were not a JSON object.
 RAW_ARGUMENTS_KEY = "__raw_arguments__"
@@ -42,15 +43,17 @@ def load_event(data: str, *, provider: str) -> Any:
     """Decode one ``data:`` payload; ``None`` for an empty one.
 
     A payload that is not JSON means the stream is corrupt, which is a
-    :class:`StreamError` rather than something to skip silently.
+    :class:`~lazybridge.errors.MalformedResponseError` rather than something
+    to skip silently.
     """
     text = data.strip()
     if not text:
         return None
     try:
         return json.loads(text)
-    except ValueError:
-        raise StreamError(f"invalid JSON in stream event: {text[:200]!r}", provider=provider) from None
+    except (ValueError, RecursionError):
+        error = _shape.malformed("a JSON stream event", text, raw=True)
+        raise _shape.restate(error, provider=provider) from None
 
 
 def parse_arguments(raw: str | None) -> dict[str, Any]:

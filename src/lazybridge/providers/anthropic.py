@@ -28,7 +28,7 @@ from ..messages import (
     ToolResult,
     Usage,
 )
-from . import _sse
+from . import _shape, _sse
 
 #: Used when the request sets no ``max_tokens``: the API has no default and requires one.
 DEFAULT_MAX_TOKENS = 4096
@@ -118,17 +118,25 @@ class AnthropicFormat:
         return body
 
     def parse_response(self, body: Mapping[str, Any]) -> ModelResponse:
-        parts = [part for block in body.get("content") or () if (part := _part(block)) is not None]
-        raw = body.get("stop_reason")
-        has_calls = any(isinstance(p, ToolCall) for p in parts)
-        return ModelResponse(
-            parts=tuple(parts),
-            stop_reason=_sse.stop_reason(raw, _STOP_REASONS, has_tool_calls=has_calls),
-            usage=_usage(body.get("usage") or {}),
-            model=str(body.get("model") or ""),
-            raw_stop_reason=raw,
-            response_id=body.get("id"),
-        )
+        """A ``message`` body as a response.
+
+        Raises :class:`~lazybridge.errors.MalformedResponseError` for a body
+        of another shape (missing or null members are tolerated).
+        """
+        with _shape.parsing(self.name, "a Messages response"):
+            body = _shape.obj(body, "the response")
+            blocks = _shape.objects(body, "content", "content")
+            parts = [part for i, block in enumerate(blocks) if (part := _part(block, f"content[{i}]")) is not None]
+            raw = _shape.field(body, "stop_reason", str, "stop_reason")
+            has_calls = any(isinstance(p, ToolCall) for p in parts)
+            return ModelResponse(
+                parts=tuple(parts),
+                stop_reason=_sse.stop_reason(raw, _STOP_REASONS, has_tool_calls=has_calls),
+                usage=_usage(_shape.member(body, "usage", "usage")),
+                model=_shape.text(body, "model", "model"),
+                raw_stop_reason=raw,
+                response_id=_shape.field(body, "id", str, "id"),
+            )
 
     def stream_decoder(self) -> AnthropicStreamDecoder:
         return AnthropicStreamDecoder(self)
@@ -162,52 +170,69 @@ class AnthropicStreamDecoder:
         self._json: dict[int, list[str]] = {}
 
     def feed(self, event: str, data: str) -> list[str]:
+        """See :class:`~lazybridge.providers.base.StreamDecoder`; an event of an
+        unknown shape raises :class:`~lazybridge.errors.MalformedResponseError`."""
+        with _shape.parsing(self._wire.name, "a Messages stream event"):
+            return self._feed(event, data)
+
+    def _feed(self, event: str, data: str) -> list[str]:
         payload = _sse.load_event(data, provider="anthropic")
-        if not isinstance(payload, dict):
+        if payload is None:
             return []
-        kind = payload.get("type") or event
+        payload = _shape.obj(payload, "a stream event")
+        kind = _shape.text(payload, "type", "event.type") or event
         if kind == "error":
             raise _sse.stream_error(payload.get("error"), provider="anthropic")
         if kind == "message_start":
-            self._message = dict(payload.get("message") or {})
-            self._merge_usage(self._message.get("usage"))
+            self._message = dict(_shape.member(payload, "message", "message_start.message"))
+            self._merge_usage(_shape.member(self._message, "usage", "message_start.message.usage"))
         elif kind == "content_block_start":
-            block = dict(payload.get("content_block") or {})
-            self._blocks[payload.get("index", len(self._blocks))] = block
-            if block.get("type") == "text" and block.get("text"):
-                return [block["text"]]
+            block = dict(_shape.member(payload, "content_block", "content_block_start.content_block"))
+            self._blocks[_shape.index(payload, "index", "content_block_start.index", len(self._blocks))] = block
+            text = _shape.text(block, "text", "content_block_start.content_block.text")
+            if block.get("type") == "text" and text:
+                return [text]
         elif kind == "content_block_delta":
-            return self._delta(payload.get("index", 0), payload.get("delta") or {})
+            return self._delta(
+                _shape.index(payload, "index", "content_block_delta.index", 0),
+                _shape.member(payload, "delta", "content_block_delta.delta"),
+            )
         elif kind == "message_delta":
-            delta = payload.get("delta") or {}
+            delta = _shape.member(payload, "delta", "message_delta.delta")
             for key in ("stop_reason", "stop_sequence"):
-                if delta.get(key) is not None:
-                    self._message[key] = delta[key]
-            self._merge_usage(payload.get("usage"))
+                value = _shape.field(delta, key, str, f"message_delta.delta.{key}")
+                if value is not None:
+                    self._message[key] = value
+            self._merge_usage(_shape.member(payload, "usage", "message_delta.usage"))
         return []
 
     def _delta(self, index: int, delta: Mapping[str, Any]) -> list[str]:
         block = self._blocks.setdefault(index, {"type": "text", "text": ""})
-        kind = delta.get("type")
+        kind = _shape.text(delta, "type", "content_block_delta.delta.type")
+        where = f"content block {index}"
         if kind == "text_delta":
-            text = str(delta.get("text") or "")
-            block["text"] = block.get("text", "") + text
+            text = _shape.text(delta, "text", "text_delta.text")
+            block["text"] = _shape.text(block, "text", f"{where}.text") + text
             return [text] if text else []
         if kind == "input_json_delta":
-            self._json.setdefault(index, []).append(str(delta.get("partial_json") or ""))
+            self._json.setdefault(index, []).append(_shape.text(delta, "partial_json", "input_json_delta.partial_json"))
         elif kind == "thinking_delta":
-            block["thinking"] = block.get("thinking", "") + str(delta.get("thinking") or "")
+            thinking = _shape.text(delta, "thinking", "thinking_delta.thinking")
+            block["thinking"] = _shape.text(block, "thinking", f"{where}.thinking") + thinking
         elif kind == "signature_delta":
-            block["signature"] = (block.get("signature") or "") + str(delta.get("signature") or "")
+            signature = _shape.text(delta, "signature", "signature_delta.signature")
+            block["signature"] = _shape.text(block, "signature", f"{where}.signature") + signature
         return []
 
-    def _merge_usage(self, usage: Any) -> None:
+    def _merge_usage(self, usage: Mapping[str, Any]) -> None:
         # message_delta usage is cumulative, but may carry only output_tokens:
         # keep the input/cache counts from message_start unless repeated.
-        if isinstance(usage, dict):
-            self._usage.update({k: v for k, v in usage.items() if v is not None})
+        self._usage.update({k: v for k, v in usage.items() if v is not None})
 
     def finish(self) -> ModelResponse:
+        """The response; :class:`~lazybridge.errors.StreamError` if the stream
+        ended before the stop reason, ``MalformedResponseError`` if what it
+        carried does not add up to a ``message``."""
         if self._message.get("stop_reason") is None:
             raise StreamError("stream ended before the message was complete", provider="anthropic")
         content = []
@@ -272,28 +297,29 @@ def _block(part: Part, role: str) -> dict[str, Any] | None:
     return None
 
 
-def _part(block: Mapping[str, Any]) -> Part | None:
-    kind = block.get("type")
+def _part(block: Mapping[str, Any], where: str) -> Part | None:
+    kind = _shape.text(block, "type", f"{where}.type")
     if kind == "text":
-        text = str(block.get("text") or "")
+        text = _shape.text(block, "text", f"{where}.text")
         return TextPart(text) if text else None
     if kind == "tool_use":
-        arguments = block.get("input")
         return ToolCall(
-            id=str(block.get("id") or ""),
-            name=str(block.get("name") or ""),
-            arguments=arguments if isinstance(arguments, dict) else {},
+            id=_shape.text(block, "id", f"{where}.id"),
+            name=_shape.text(block, "name", f"{where}.name"),
+            arguments=_shape.member(block, "input", f"{where}.input"),
         )
     if kind == "thinking":
         return ReasoningPart(
-            str(block.get("thinking") or ""), "anthropic", signature=block.get("signature") or None
+            _shape.text(block, "thinking", f"{where}.thinking"),
+            "anthropic",
+            signature=_shape.text(block, "signature", f"{where}.signature") or None,
         )
     if kind == "redacted_thinking":
-        return ReasoningPart("", "anthropic", redacted=str(block.get("data") or ""))
+        return ReasoningPart("", "anthropic", redacted=_shape.text(block, "data", f"{where}.data"))
     # Server-tool blocks (server_tool_use, web_search_tool_result, ...) and future
     # block types are opaque to us, but go back as they came: a paused turn
     # (pause_turn) is continued from them, and a history must keep them.
-    return OpaquePart("anthropic", dict(block)) if isinstance(kind, str) and kind else None
+    return OpaquePart("anthropic", dict(block)) if kind else None
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:
@@ -301,8 +327,8 @@ def _usage(usage: Mapping[str, Any]) -> Usage:
     fresh = _sse.as_int(usage.get("input_tokens"))
     write = _sse.as_int(usage.get("cache_creation_input_tokens"))
     read = _sse.as_int(usage.get("cache_read_input_tokens"))
-    details = usage.get("output_tokens_details")
-    reasoning = _sse.as_int(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
+    details = _shape.member(usage, "output_tokens_details", "usage.output_tokens_details")
+    reasoning = _sse.as_int(details.get("reasoning_tokens"))
     return Usage(
         input_tokens=fresh + write + read,
         output_tokens=_sse.as_int(usage.get("output_tokens")),

@@ -120,7 +120,9 @@ class StreamDecoder(Protocol):
 
         Returns the text deltas it carried, in order.  Raises
         :class:`~lazybridge.errors.ProviderError` (a subclass chosen from the
-        error's type) for an in-stream error event.
+        error's type) for an in-stream error event, and
+        :class:`~lazybridge.errors.MalformedResponseError` for an event it
+        cannot read -- never another exception.
         """
         ...
 
@@ -145,7 +147,10 @@ class WireFormat(Protocol):
 
     def build_body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]: ...
 
-    def parse_response(self, body: Mapping[str, Any]) -> ModelResponse: ...
+    def parse_response(self, body: Mapping[str, Any]) -> ModelResponse:
+        """The response in ``body``; :class:`~lazybridge.errors.MalformedResponseError`
+        (never another exception) for a body of a shape the format does not know."""
+        ...
 
     def stream_decoder(self) -> StreamDecoder: ...
 

@@ -28,7 +28,7 @@ from ..messages import (
     ToolResult,
     Usage,
 )
-from . import _sse
+from . import _shape, _sse
 
 # Ids we make up for calls Gemini sent without one.  They are never sent back
 # (Gemini matches responses by name and order then); real ids are echoed.
@@ -123,21 +123,33 @@ class GeminiFormat:
         return body
 
     def parse_response(self, body: Mapping[str, Any]) -> ModelResponse:
-        candidates = body.get("candidates") or ()
-        candidate: Mapping[str, Any] = candidates[0] if candidates else {}
-        seed = str(body.get("responseId") or "")
+        """A ``GenerateContentResponse`` as a response (candidate 0).
+
+        Raises :class:`~lazybridge.errors.MalformedResponseError` for a body
+        of another shape (missing or null members are tolerated).
+        """
+        with _shape.parsing(self.name, "a GenerateContentResponse"):
+            return self._parse(_shape.obj(body, "the response"))
+
+    def _parse(self, body: Mapping[str, Any]) -> ModelResponse:
+        candidates = _shape.objects(body, "candidates", "candidates")
+        candidate = candidates[0] if candidates else {}
+        seed = _shape.text(body, "responseId", "responseId")
         parts: list[Part] = []
-        for raw in (candidate.get("content") or {}).get("parts") or ():
-            part = _part(raw, seed=seed, calls_so_far=sum(isinstance(p, ToolCall) for p in parts))
+        content = _shape.member(candidate, "content", "candidates[0].content")
+        for i, raw in enumerate(_shape.objects(content, "parts", "candidates[0].content.parts")):
+            calls_so_far = sum(isinstance(p, ToolCall) for p in parts)
+            part = _part(raw, f"candidates[0].content.parts[{i}]", seed=seed, calls_so_far=calls_so_far)
             if part is not None:
                 parts.append(part)
-        raw_reason = candidate.get("finishReason")
-        block_reason = (body.get("promptFeedback") or {}).get("blockReason")
+        raw_reason = _shape.field(candidate, "finishReason", str, "candidates[0].finishReason")
+        feedback = _shape.member(body, "promptFeedback", "promptFeedback")
+        block_reason = _shape.field(feedback, "blockReason", str, "promptFeedback.blockReason")
         stop: StopReason
         if not candidates and block_reason:
             # The prompt itself was blocked: no candidate at all.
             stop, raw_reason = "content_filter", block_reason
-        elif isinstance(raw_reason, str) and raw_reason.startswith("IMAGE_"):
+        elif raw_reason is not None and raw_reason.startswith("IMAGE_"):
             stop = "content_filter"
         else:
             has_calls = any(isinstance(p, ToolCall) for p in parts)
@@ -145,10 +157,10 @@ class GeminiFormat:
         return ModelResponse(
             parts=tuple(parts),
             stop_reason=stop,
-            usage=_usage(body.get("usageMetadata") or {}),
-            model=str(body.get("modelVersion") or ""),
+            usage=_usage(_shape.member(body, "usageMetadata", "usageMetadata")),
+            model=_shape.text(body, "modelVersion", "modelVersion"),
             raw_stop_reason=raw_reason,
-            response_id=body.get("responseId"),
+            response_id=seed or None,
         )
 
     def stream_decoder(self) -> GeminiStreamDecoder:
@@ -189,25 +201,41 @@ class GeminiStreamDecoder:
         self._seen_candidate = False
 
     def feed(self, event: str, data: str) -> list[str]:
+        """See :class:`~lazybridge.providers.base.StreamDecoder`; a chunk of an
+        unknown shape raises :class:`~lazybridge.errors.MalformedResponseError`."""
+        with _shape.parsing(self._wire.name, "a GenerateContentResponse chunk"):
+            return self._feed(data)
+
+    def _feed(self, data: str) -> list[str]:
         chunk = _sse.load_event(data, provider="gemini")
-        if not isinstance(chunk, dict):
+        if chunk is None:
             return []
+        chunk = _shape.obj(chunk, "a stream chunk")
         if chunk.get("error"):
             raise _sse.stream_error(chunk["error"], provider="gemini")
-        for key in ("usageMetadata", "modelVersion", "responseId", "promptFeedback"):
-            if chunk.get(key):
-                self._head[key] = chunk[key]
+        for key in ("usageMetadata", "promptFeedback"):
+            value: Any = _shape.member(chunk, key, key)
+            if value:
+                self._head[key] = value
+        for key in ("modelVersion", "responseId"):
+            value = _shape.text(chunk, key, key)
+            if value:
+                self._head[key] = value
         deltas: list[str] = []
-        for candidate in chunk.get("candidates") or ():
-            if candidate.get("index", 0) != 0:
+        for i, candidate in enumerate(_shape.objects(chunk, "candidates", "candidates")):
+            where = f"candidates[{i}]"
+            if _shape.index(candidate, "index", f"{where}.index", 0) != 0:
                 continue
             self._seen_candidate = True
-            for raw in (candidate.get("content") or {}).get("parts") or ():
+            content = _shape.member(candidate, "content", f"{where}.content")
+            for j, raw in enumerate(_shape.objects(content, "parts", f"{where}.content.parts")):
+                text = _shape.field(raw, "text", str, f"{where}.content.parts[{j}].text")
                 self._append(dict(raw))
-                if isinstance(raw.get("text"), str) and raw["text"] and not raw.get("thought"):
-                    deltas.append(raw["text"])
-            if candidate.get("finishReason"):
-                self._finish_reason = candidate["finishReason"]
+                if text and not raw.get("thought"):
+                    deltas.append(text)
+            finish_reason = _shape.text(candidate, "finishReason", f"{where}.finishReason")
+            if finish_reason:
+                self._finish_reason = finish_reason
         return deltas
 
     def _append(self, raw: dict[str, Any]) -> None:
@@ -226,6 +254,8 @@ class GeminiStreamDecoder:
         self._parts.append(raw)
 
     def finish(self) -> ModelResponse:
+        """The response; :class:`~lazybridge.errors.StreamError` if the stream
+        ended before a finish reason (and was not a blocked prompt)."""
         blocked = bool((self._head.get("promptFeedback") or {}).get("blockReason"))
         if self._finish_reason is None and not blocked:
             raise StreamError("stream ended before the reply was complete", provider="gemini")
@@ -292,20 +322,20 @@ def _wire_part(part: Part, role: str, names: dict[str, str]) -> dict[str, Any] |
     return None
 
 
-def _part(raw: Mapping[str, Any], *, seed: str, calls_so_far: int) -> Part | None:
-    signature = raw.get("thoughtSignature") or None
-    if isinstance(raw.get("functionCall"), dict):
-        call = raw["functionCall"]
-        args = call.get("args")
+def _part(raw: Mapping[str, Any], where: str, *, seed: str, calls_so_far: int) -> Part | None:
+    signature = _shape.text(raw, "thoughtSignature", f"{where}.thoughtSignature") or None
+    if raw.get("functionCall") is not None:
+        call = _shape.member(raw, "functionCall", f"{where}.functionCall")
         return ToolCall(
-            id=call.get("id") or _sse.synthetic_call_id(_SYNTHETIC_PREFIX, calls_so_far, seed),
-            name=str(call.get("name") or ""),
-            arguments=args if isinstance(args, dict) else {},
+            id=_shape.text(call, "id", f"{where}.functionCall.id")
+            or _sse.synthetic_call_id(_SYNTHETIC_PREFIX, calls_so_far, seed),
+            name=_shape.text(call, "name", f"{where}.functionCall.name"),
+            arguments=_shape.member(call, "args", f"{where}.functionCall.args"),
             signature=signature,
         )
     if "text" in raw or signature:
-        text = str(raw.get("text") or "")
-        if raw.get("thought"):
+        text = _shape.text(raw, "text", f"{where}.text")
+        if _shape.field(raw, "thought", bool, f"{where}.thought"):
             return ReasoningPart(text, "gemini", signature=signature)
         # An empty text part matters only when it carries a signature to echo back.
         return TextPart(text, signature=signature) if text or signature else None

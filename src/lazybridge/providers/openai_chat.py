@@ -49,7 +49,7 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
-from . import _sse
+from . import _shape, _sse
 from ._strict import strict_schema
 
 _STOP_REASONS: dict[str, StopReason] = {
@@ -183,39 +183,49 @@ class OpenAIChatFormat:
     # -- response --------------------------------------------------------------
 
     def parse_response(self, body: Mapping[str, Any]) -> ModelResponse:
-        choices = body.get("choices") or [{}]
-        choice: Mapping[str, Any] = choices[0]
-        message: Mapping[str, Any] = choice.get("message") or {}
+        """A ``chat.completion`` body as a response (choice 0).
+
+        Raises :class:`~lazybridge.errors.MalformedResponseError` for a body
+        of another shape (missing or null members are tolerated).
+        """
+        with _shape.parsing(self.name, "a chat completion"):
+            return self._parse(_shape.obj(body, "the response"))
+
+    def _parse(self, body: Mapping[str, Any]) -> ModelResponse:
+        choices = _shape.objects(body, "choices", "choices")
+        choice = choices[0] if choices else {}
+        message = _shape.member(choice, "message", "choices[0].message")
         parts: list[Part] = []
-        reasoning = self._reasoning_text(message)
+        reasoning = self._reasoning_text(message, "choices[0].message")
         if reasoning:
             parts.append(ReasoningPart(reasoning, self.name))
-        text = _content_text(message.get("content"))
+        text = _content_text(message.get("content"), "choices[0].message.content")
         if text:
             parts.append(TextPart(text))
-        refusal = message.get("refusal")
-        if isinstance(refusal, str) and refusal:
+        refusal = _shape.text(message, "refusal", "choices[0].message.refusal")
+        if refusal:
             parts.append(TextPart(refusal))
-        calls = _tool_calls(message.get("tool_calls") or (), seed=str(body.get("id") or ""))
+        seed = _shape.text(body, "id", "id")
+        calls = _tool_calls(_shape.items(message, "tool_calls", "choices[0].message.tool_calls"), seed=seed)
         parts.extend(calls)
-        raw = choice.get("finish_reason")
+        raw = _shape.field(choice, "finish_reason", str, "choices[0].finish_reason")
         stop = _sse.stop_reason(raw, _STOP_REASONS, has_tool_calls=bool(calls))
         if refusal and stop == "stop":
             stop = "content_filter"
         return ModelResponse(
             parts=tuple(parts),
             stop_reason=stop,
-            usage=_usage(body.get("usage")),
-            model=str(body.get("model") or ""),
+            usage=_usage(_shape.member(body, "usage", "usage")),
+            model=_shape.text(body, "model", "model"),
             raw_stop_reason=raw,
-            response_id=body.get("id"),
+            response_id=seed or None,
         )
 
-    def _reasoning_text(self, message: Mapping[str, Any]) -> str:
+    def _reasoning_text(self, message: Mapping[str, Any], where: str) -> str:
         # Servers in transition may send the same text under two names: take one.
-        for field in self.reasoning_fields:
-            value = message.get(field)
-            if isinstance(value, str) and value:
+        for name in self.reasoning_fields:
+            value = _shape.text(message, name, f"{where}.{name}")
+            if value:
                 return value
         return ""
 
@@ -254,42 +264,54 @@ class ChatStreamDecoder:
         self._done = False
 
     def feed(self, event: str, data: str) -> list[str]:
+        """See :class:`~lazybridge.providers.base.StreamDecoder`; a chunk of an
+        unknown shape raises :class:`~lazybridge.errors.MalformedResponseError`."""
+        with _shape.parsing(self._wire.name, "a chat.completion.chunk"):
+            return self._feed(data)
+
+    def _feed(self, data: str) -> list[str]:
         if data.strip() == "[DONE]":
             self._done = True
             return []
         chunk = _sse.load_event(data, provider=self._wire.name)
-        if not isinstance(chunk, dict):
+        if chunk is None:
             return []
+        chunk = _shape.obj(chunk, "a stream chunk")
         if chunk.get("error"):
             raise _sse.stream_error(chunk["error"], provider=self._wire.name)
         for key in ("id", "model"):
-            if chunk.get(key) and key not in self._head:
-                self._head[key] = chunk[key]
-        if isinstance(chunk.get("usage"), dict):
-            self._usage = chunk["usage"]
+            value = _shape.text(chunk, key, key)
+            if value and key not in self._head:
+                self._head[key] = value
+        usage = _shape.member(chunk, "usage", "usage")
+        if usage:
+            self._usage = usage
         deltas: list[str] = []
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
+        for i, choice in enumerate(_shape.objects(chunk, "choices", "choices")):
+            where = f"choices[{i}]"
+            if _shape.index(choice, "index", f"{where}.index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
-            reasoning = self._wire._reasoning_text(delta)
+            delta = _shape.member(choice, "delta", f"{where}.delta")
+            reasoning = self._wire._reasoning_text(delta, f"{where}.delta")
             if reasoning:
                 self._reasoning.append(reasoning)
-            content = _content_text(delta.get("content"))
+            content = _content_text(delta.get("content"), f"{where}.delta.content")
             if content:
                 self._text.append(content)
                 deltas.append(content)
-            if isinstance(delta.get("refusal"), str):
-                self._refusal.append(delta["refusal"])
-            for fragment in delta.get("tool_calls") or ():
-                self._tool_fragment(fragment)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
+            refusal = _shape.field(delta, "refusal", str, f"{where}.delta.refusal")
+            if refusal is not None:
+                self._refusal.append(refusal)
+            for j, fragment in enumerate(_shape.objects(delta, "tool_calls", f"{where}.delta.tool_calls")):
+                self._tool_fragment(fragment, f"{where}.delta.tool_calls[{j}]")
+            finish_reason = _shape.text(choice, "finish_reason", f"{where}.finish_reason")
+            if finish_reason:
+                self._finish_reason = finish_reason
         return deltas
 
-    def _tool_fragment(self, fragment: Mapping[str, Any]) -> None:
-        index = fragment.get("index")
-        if not isinstance(index, int):
+    def _tool_fragment(self, fragment: Mapping[str, Any], where: str) -> None:
+        index = _shape.field(fragment, "index", int, f"{where}.index")
+        if index is None:
             # No index (rare servers): a new id opens a call, otherwise continue the last one.
             last = max(self._calls, default=None)
             same = last is not None and fragment.get("id") in (None, "", self._calls[last]["id"])
@@ -299,18 +321,24 @@ class ChatStreamDecoder:
         )
         if fragment.get("id"):
             call["id"] = fragment["id"]
-        function = fragment.get("function") or {}
-        if function.get("name"):
-            call["function"]["name"] = function["name"]
+        function = _shape.member(fragment, "function", f"{where}.function")
+        name = _shape.text(function, "name", f"{where}.function.name")
+        if name:
+            call["function"]["name"] = name
         arguments = function.get("arguments")
         if isinstance(arguments, str):
             call["function"]["arguments"] += arguments
         elif isinstance(arguments, dict):
             call["function"]["arguments"] = json.dumps(arguments)
-        if fragment.get("extra_content"):
-            call["extra_content"] = fragment["extra_content"]
+        elif arguments is not None:
+            raise _shape.malformed(f"a string at {where}.function.arguments", arguments)
+        extra = _shape.member(fragment, "extra_content", f"{where}.extra_content")
+        if extra:
+            call["extra_content"] = extra
 
     def finish(self) -> ModelResponse:
+        """The response; :class:`~lazybridge.errors.StreamError` if the stream
+        ended before a finish reason or ``[DONE]``."""
         if self._finish_reason is None and not self._done:
             raise StreamError("stream ended before the reply was complete", provider=self._wire.name)
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self._text) or None}
@@ -356,44 +384,51 @@ def _user_content(parts: tuple[Part, ...]) -> str | list[dict[str, Any]] | None:
     return wire
 
 
-def _content_text(content: Any) -> str:
+def _content_text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # some servers answer with content parts
-        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
-    return ""
+        parts = _shape.objects({"content": content}, "content", where)
+        return "".join(_shape.text(p, "text", f"{where}[].text") for p in parts)
+    raise _shape.malformed(f"a string or an array at {where}", content)
 
 
-def _tool_calls(raw_calls: Any, *, seed: str) -> list[ToolCall]:
+def _tool_calls(raw_calls: list[Any], *, seed: str) -> list[ToolCall]:
     calls: list[ToolCall] = []
     seen: set[str] = set()
-    for position, raw in enumerate(raw_calls):
-        function = raw.get("function") or {}
+    for position, value in enumerate(raw_calls):
+        where = f"choices[0].message.tool_calls[{position}]"
+        raw = _shape.obj(value, where)
+        function = _shape.member(raw, "function", f"{where}.function")
+        # Any unusable id (not a string, empty, repeated, an index) is replaced: a quirk, not an error.
         call_id = raw.get("id")
         if not isinstance(call_id, str) or not call_id or call_id in seen or call_id.isdigit():
             call_id = _sse.synthetic_call_id("call_", position, seed)
         seen.add(call_id)
         arguments = function.get("arguments")
-        google = (raw.get("extra_content") or {}).get("google") or {}
-        signature = google.get("thought_signature")
+        if not isinstance(arguments, (dict, str)) and arguments is not None:
+            raise _shape.malformed(f"a string at {where}.function.arguments", arguments)
+        extra = _shape.member(raw, "extra_content", f"{where}.extra_content")
+        google = _shape.member(extra, "google", f"{where}.extra_content.google")
+        signature = _shape.field(google, "thought_signature", str, f"{where}.extra_content.google.thought_signature")
         calls.append(
             ToolCall(
                 id=call_id,
-                name=str(function.get("name") or ""),
-                arguments=arguments
-                if isinstance(arguments, dict)
-                else _sse.parse_arguments(arguments if isinstance(arguments, str) else None),
-                signature=signature if isinstance(signature, str) else None,
+                name=_shape.text(function, "name", f"{where}.function.name"),
+                arguments=arguments if isinstance(arguments, dict) else _sse.parse_arguments(arguments),
+                signature=signature,
             )
         )
     return calls
 
 
-def _usage(usage: Any) -> Usage:
-    if not isinstance(usage, Mapping) or not usage:
+def _usage(usage: Mapping[str, Any]) -> Usage:
+    if not usage:
         return Usage(reported=False)  # unknown, which is not zero
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    prompt_details = _shape.member(usage, "prompt_tokens_details", "usage.prompt_tokens_details")
+    completion_details = _shape.member(usage, "completion_tokens_details", "usage.completion_tokens_details")
     # DeepSeek's own counter is authoritative where present; it also fills cached_tokens.
     if "prompt_cache_hit_tokens" in usage:
         cached = _sse.as_int(usage["prompt_cache_hit_tokens"])
