@@ -8,6 +8,7 @@ from .engines.plan import Plan, Step
 from .engines.sentinels import from_parallel, from_parallel_all, from_prev, from_start, from_step
 from .envelope import Envelope, EnvelopeMetadata, ErrorInfo
 from .errors import (
+    BranchCancelled,
     ConfigurationError,
     EnvelopeError,
     LazyBridgeError,
@@ -20,6 +21,7 @@ from .errors import (
 from .events import Event
 from .memory import Memory
 from .parallel import ParallelAgent
+from .race import RaceAgent
 from .session import Session
 from .tools import Tool
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentBase",
+    "BranchCancelled",
     "ConfigurationError",
     "Envelope",
     "EnvelopeError",
@@ -44,6 +47,7 @@ __all__ = [
     "Plan",
     "PlanCompileError",
     "ProviderError",
+    "RaceAgent",
     "Session",
     "Step",
     "StructuredOutputError",

@@ -20,6 +20,7 @@ import anyio
 from . import events
 from ._cancellation import is_stray_cancellation
 from ._checks import check_name, check_timeout
+from ._halt import Halt
 from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
 from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
@@ -119,14 +120,21 @@ class AgentBase:
         return await self._run(Envelope.from_task(task, context))
 
     async def _run(
-        self, task_env: Envelope, *, step_timeout: float | None = None, step_label: str | None = None
+        self,
+        task_env: Envelope,
+        *,
+        step_timeout: float | None = None,
+        step_label: str | None = None,
+        halt: Halt | None = None,
     ) -> Envelope:
-        """:meth:`run`, with an optional second deadline set by whoever started it.
+        """:meth:`run`, with an optional second deadline and a halt set by whoever started it.
 
         ``Agent.parallel`` passes its ``step_timeout`` here, so that a timed-out
         branch is ended *inside* its own run: its envelope keeps the run id of
         its start event, what it spent and who it is, and its finish event is
-        emitted like any other.
+        emitted like any other.  A completion policy (fail-fast, quorum, race)
+        passes its ``halt`` for the same reason: a branch it stops returns a
+        ``BranchCancelled`` envelope with its run id and spend.
         """
         ctx = begin_run(self, task_env)
         token = None
@@ -139,10 +147,10 @@ class AgentBase:
                 # inside the try: if it raises, the run fails, not the caller.
                 if self._starts_nested_runs():
                     token = events.enter(ctx)
-                if self.timeout is None and step_timeout is None:
+                if self.timeout is None and step_timeout is None and halt is None:
                     result = await self._execute(task_env, ctx)
                 else:
-                    result = await self._execute_with_deadlines(task_env, ctx, step_timeout, step_label)
+                    result = await self._execute_with_deadlines(task_env, ctx, step_timeout, step_label, halt)
             except Exception as exc:  # isolate the failure; cancellation is not an Exception
                 result = Envelope.error_envelope(exc, metadata=spent_metadata(self, ctx))
             except BaseException as exc:
@@ -163,7 +171,12 @@ class AgentBase:
                 cancel_run(self, ctx, task_env)
 
     async def _execute_with_deadlines(
-        self, task: Envelope, ctx: RunContext, step_timeout: float | None, step_label: str | None
+        self,
+        task: Envelope,
+        ctx: RunContext,
+        step_timeout: float | None,
+        step_label: str | None,
+        halt: Halt | None = None,
     ) -> Envelope:
         own = self.timeout
         with anyio.CancelScope() as scope:
@@ -172,8 +185,16 @@ class AgentBase:
             step_deadline = None if step_timeout is None else anyio.current_time() + step_timeout
             if step_deadline is not None and step_deadline < scope.deadline:
                 scope.deadline = step_deadline
-            return await self._execute(task, ctx)
-        # The deadline ran out (only a cancel scope's own deadline lands here).
+            if halt is not None:
+                halt.watch(scope)
+            try:
+                return await self._execute(task, ctx)
+            finally:
+                if halt is not None:
+                    halt.unwatch(scope)
+        # The scope's own deadline ran out or the halt cancelled it: only those land here.
+        if halt is not None and halt.stopped:
+            return Envelope.error_envelope(halt.error(step_label or self.name), metadata=spent_metadata(self, ctx))
         if step_deadline is not None and step_deadline <= scope.deadline:
             message = f"branch {step_label or self.name!r} exceeded step_timeout={step_timeout:g}s"
             return Envelope.error_envelope(TimeoutError(message), metadata=spent_metadata(self, ctx))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._policies import Accept
 from ._run import AgentBase, check_agents
 from ._stream import EngineStream
 from .engines.chain import chain_plan
@@ -22,6 +23,7 @@ from .envelope import Envelope
 from .errors import ConfigurationError
 from .events import RunContext
 from .parallel import ParallelAgent
+from .race import RaceAgent
 
 if TYPE_CHECKING:
     from .engines.base import Engine
@@ -159,6 +161,8 @@ class Agent(AgentBase):
         *agents: AgentBase,
         concurrency_limit: int | None = None,
         step_timeout: float | None = None,
+        fail_fast: bool = False,
+        quorum: int | None = None,
         name: str = "parallel",
         description: str | None = None,
         session: Session | None = None,
@@ -169,6 +173,36 @@ class Agent(AgentBase):
             *agents,
             concurrency_limit=concurrency_limit,
             step_timeout=step_timeout,
+            fail_fast=fail_fast,
+            quorum=quorum,
+            name=name,
+            description=description,
+            session=session,
+            verbose=verbose,
+        )
+
+    @staticmethod
+    def race(
+        *agents: AgentBase,
+        accept: Accept | None = None,
+        stagger: float | None = None,
+        step_timeout: float | None = None,
+        concurrency_limit: int | None = None,
+        name: str = "race",
+        description: str | None = None,
+        session: Session | None = None,
+        verbose: bool = False,
+    ) -> RaceAgent:
+        """The same task to every agent; the first ok answer (that ``accept`` takes) wins, the rest are cancelled.
+
+        See :class:`~lazybridge.race.RaceAgent`.
+        """
+        return RaceAgent(
+            *agents,
+            accept=accept,
+            stagger=stagger,
+            step_timeout=step_timeout,
+            concurrency_limit=concurrency_limit,
             name=name,
             description=description,
             session=session,
