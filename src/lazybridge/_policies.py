@@ -83,7 +83,7 @@ class CompletionPolicy(FanOutPolicy):
         if self.fail_fast:
             self._decide(env.error, f"branch {self.labels[index]!r} failed ({_failure(env)})")
         elif quorum is not None and n - len(self.failed) < quorum:
-            failed = ", ".join(repr(self.labels[i]) for i in self.failed)
+            failed = ", ".join(repr(self.labels[i]) for i in sorted(self.failed))
             exc = QuorumUnreachable(
                 f"quorum={quorum} of {n} branches can no longer be reached: "
                 f"{len(self.failed)} failed ({failed}), last {self.labels[index]!r} with {_failure(env)}"
