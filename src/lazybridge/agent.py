@@ -12,9 +12,11 @@ agent shares is :class:`~lazybridge._run.AgentBase`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._checks import check_whole
 from ._policies import Accept
 from ._run import AgentBase, check_agents
 from ._stream import EngineStream
@@ -45,6 +47,11 @@ def _check_legacy_engine_uses(engine: object, given: list[str]) -> None:
             )
 
 
+def _takes_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` accepts the keyword ``name`` (an engine's optional prepare() argument)."""
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
 
 class Agent(AgentBase):
     """An LLM agent: an engine, the tools it may call, and a name.
@@ -68,6 +75,11 @@ class Agent(AgentBase):
             the run is cancelled and a ``TimeoutError`` envelope returned.
         output: a type the answer must be parsed into (structured output).
         memory: a ``Memory`` that keeps the conversation across calls.
+        tool_concurrency: at most this many of one model turn's tool calls
+            run at once (a limit per run); the others wait and start in call
+            order, and the results go back to the model in call order.
+            ``None``: every call of a turn at once.  Needs an engine that
+            runs tools (``LLMEngine``) and ``tools=``.
     """
 
     def __init__(
@@ -82,6 +94,7 @@ class Agent(AgentBase):
         timeout: float | None = None,
         output: Any = None,
         memory: Any = None,
+        tool_concurrency: int | None = None,
     ) -> None:
         if engine is None:
             raise ConfigurationError("Agent needs an engine, e.g. Agent(engine=LLMEngine('claude-haiku-4-5'))")
@@ -110,13 +123,25 @@ class Agent(AgentBase):
                     ("tools", bool(self.tools)),
                     ("output", output is not None),
                     ("memory", memory is not None),
+                    ("tool_concurrency", tool_concurrency is not None),
                 )
                 if present
             ]
             _check_legacy_engine_uses(engine, given)
             self._prepared: Any = None
-        else:
+        elif tool_concurrency is None:
             self._prepared = engine.prepare(tools=self.tools, output=output, memory=memory)
+        else:
+            check_whole(tool_concurrency, "tool_concurrency")
+            if not _takes_keyword(engine.prepare, "tool_concurrency"):
+                raise ConfigurationError(
+                    f"{type(engine).__name__} does not run tool calls, so it cannot use the agent's "
+                    f"tool_concurrency= (LLMEngine does): leave it out"
+                )
+            self._prepared = engine.prepare(  # type: ignore[call-arg]
+                tools=self.tools, output=output, memory=memory, tool_concurrency=tool_concurrency
+            )
+        self.tool_concurrency = tool_concurrency
         super().__init__(
             name="agent" if name is None else name,
             description=description,

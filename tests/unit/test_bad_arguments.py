@@ -77,6 +77,12 @@ CASES: list[Any] = [
         lambda: ParallelAgent(mock(), step_timeout=nan), ConfigurationError, "step_timeout", id="parallel-step_timeout-nan"
     ),
     pytest.param(lambda: Agent.parallel(mock(), name=""), ConfigurationError, "name", id="parallel-name-empty"),
+    pytest.param(
+        lambda: Agent(engine=llm(), tools=[search], tool_concurrency=0),
+        ConfigurationError,
+        "tool_concurrency",
+        id="agent-tool_concurrency-0",
+    ),
     pytest.param(lambda: Agent.parallel(mock(), quorum=0), ConfigurationError, "quorum", id="parallel-quorum-0"),
     pytest.param(
         lambda: Agent.parallel(mock("a"), mock("b"), quorum=3), ConfigurationError, "quorum", id="parallel-quorum-over-n"
