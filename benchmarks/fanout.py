@@ -155,7 +155,7 @@ def cancel_floor(backend: str, n: int, repeats: int) -> list[float]:
             scopes: list[anyio.CancelScope] = []
             all_in = anyio.Event()
 
-            async def wait() -> None:
+            async def wait(scopes: list[anyio.CancelScope], all_in: anyio.Event) -> None:
                 with anyio.CancelScope() as scope:
                     scopes.append(scope)
                     if len(scopes) == n - 1:
@@ -165,7 +165,7 @@ def cancel_floor(backend: str, n: int, repeats: int) -> list[float]:
             gc.collect()
             async with anyio.create_task_group() as tg:
                 for _ in range(n - 1):
-                    tg.start_soon(wait)
+                    tg.start_soon(wait, scopes, all_in)
                 await all_in.wait()
                 started = time.perf_counter()
                 for scope in scopes:
