@@ -22,7 +22,15 @@ Columns:
 Targets (issue 2): cpu/branch <= 2x the floor's; wall of N=10000 with 50 ms
 delay <= 1.25x the floor's wall, on each backend.
 
-Usage:  python benchmarks/fanout.py [--quick]
+Race (issue 14): ``Agent.race`` of N MockAgent racers where one wins early --
+N-1 racers are in flight (waiting for ever) when the winner answers.  Reported:
+the time from the winner's answer (its reply returning) to ``race.run()``
+returning, which is cancelling and awaiting the N-1 losers and building the
+envelope.  Target: under 50 ms at N = 1,000 on each backend.  The floor
+column is the same cancellation with bare anyio: N-1 tasks, each in its own
+cancel scope, cancelled one by one and awaited.
+
+Usage:  python benchmarks/fanout.py [--quick] [--race-only]
 """
 
 from __future__ import annotations
@@ -103,12 +111,101 @@ def measure(backend: str, n: int, delay: float, repeats: int) -> dict[str, tuple
     return {name: (best[name][0], best[name][1], peaks[name]) for name in runs}
 
 
+def race_after_win(backend: str, n: int, repeats: int) -> list[float]:
+    """Seconds from the winner's answer to ``race.run()`` returning, for each repeat."""
+    state = {"started": 0, "won_at": 0.0}
+    all_in: list[anyio.Event] = []
+
+    async def lose(task: str) -> str:
+        state["started"] += 1
+        if state["started"] == n - 1:
+            all_in[0].set()
+        await anyio.sleep_forever()
+        return "unreachable"
+
+    async def win(task: str) -> str:
+        await all_in[0].wait()  # every loser is in flight
+        state["won_at"] = time.perf_counter()
+        return "first!"
+
+    racers = [MockAgent(lose, name=f"r{i}") for i in range(n - 1)]
+    race = Agent.race(*racers[: n // 2], MockAgent(win, name="winner"), *racers[n // 2 :])
+    samples: list[float] = []
+
+    async def timed() -> None:
+        for _ in range(repeats + 1):  # the first is a warm-up
+            state["started"] = 0
+            all_in[:] = [anyio.Event()]
+            gc.collect()
+            env = await race.run("go")
+            samples.append(time.perf_counter() - state["won_at"])
+            assert env.text() == "first!" and env.metadata.winner == "winner"
+        del samples[0]
+
+    anyio.run(timed, backend=backend)
+    return samples
+
+
+def cancel_floor(backend: str, n: int, repeats: int) -> list[float]:
+    """The floor of the race's win->return: a bare task group of N-1 tasks, each cancelled in its own scope."""
+    samples: list[float] = []
+
+    async def timed() -> None:
+        for _ in range(repeats + 1):
+            scopes: list[anyio.CancelScope] = []
+            all_in = anyio.Event()
+
+            async def wait(scopes: list[anyio.CancelScope], all_in: anyio.Event) -> None:
+                with anyio.CancelScope() as scope:
+                    scopes.append(scope)
+                    if len(scopes) == n - 1:
+                        all_in.set()
+                    await anyio.sleep_forever()
+
+            gc.collect()
+            async with anyio.create_task_group() as tg:
+                for _ in range(n - 1):
+                    tg.start_soon(wait, scopes, all_in)
+                await all_in.wait()
+                started = time.perf_counter()
+                for scope in scopes:
+                    scope.cancel()
+            samples.append(time.perf_counter() - started)
+        del samples[0]
+
+    anyio.run(timed, backend=backend)
+    return samples
+
+
+def race_table(sizes: list[int], repeats: int) -> list[str]:
+    failures = []
+    header = f"{'backend':8} {'N':>6} {'win->return best':>17} {'median':>9} {'worst':>9} {'floor median':>13}"
+    print(header)
+    print("-" * len(header))
+    for backend in ("asyncio", "trio"):
+        for n in sizes:
+            samples = sorted(race_after_win(backend, n, repeats))
+            floor = sorted(cancel_floor(backend, n, repeats))[repeats // 2]
+            best, median, worst = samples[0], samples[len(samples) // 2], samples[-1]
+            print(f"{backend:8} {n:>6} {best * 1000:>15.1f}ms {median * 1000:>7.1f}ms {worst * 1000:>7.1f}ms "
+                  f"{floor * 1000:>11.1f}ms")
+            if n == 1000 and median > 0.05:
+                failures.append(f"{backend} race N={n}: {median * 1000:.1f} ms from win to return (target 50 ms)")
+    return failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N up to 1000, two repeats")
+    parser.add_argument("--race-only", action="store_true", help="only the Agent.race table")
     args = parser.parse_args()
     sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10000]
-    failures = []
+    race_failures = race_table([100, 1000] if args.quick else [100, 1000, 10000], 3 if args.quick else 7)
+    print()
+    if args.race_only:
+        print("TARGETS MISSED:\n  " + "\n  ".join(race_failures) if race_failures else "target met: race N=1000 < 50 ms")
+        return 1 if race_failures else 0
+    failures = list(race_failures)
     header = (f"{'backend':8} {'N':>6} {'delay':>6} {'impl':10} {'wall':>9} {'wall/ideal':>10} "
               f"{'cpu/branch':>11} {'ovh/branch':>11} {'peak mem':>10}")
     print(header)

@@ -21,6 +21,7 @@ EXPECTED = {
     "06_synthesiser.py": "Summary: Global summary drawn from 3 regional briefings: us, eu, asia.",
     "07_trio_app.py": "trio app done: 2 questions x 2 branches, all ok=True",
     "08_asgi_server.py": "POST /ask -> 200",
+    "09_hedged_request.py": "winner: gpt (openai/gpt-5.4-mini)",
 }
 
 _PROVIDER_VARS = ("API_KEY", "BASE_URL")

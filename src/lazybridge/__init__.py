@@ -10,6 +10,7 @@ from .engines.plan import Plan, Step
 from .engines.sentinels import from_parallel, from_parallel_all, from_prev, from_start, from_step
 from .envelope import Envelope, EnvelopeMetadata, ErrorInfo
 from .errors import (
+    BranchCancelled,
     BudgetExceededError,
     ConfigurationError,
     EnvelopeError,
@@ -23,6 +24,7 @@ from .errors import (
 from .events import Event
 from .memory import Memory
 from .parallel import ParallelAgent
+from .race import RaceAgent
 from .session import Session
 from .tools import Tool
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentBase",
+    "BranchCancelled",
     "BranchDelta",
     "Budget",
     "BudgetExceededError",
@@ -50,6 +53,7 @@ __all__ = [
     "Plan",
     "PlanCompileError",
     "ProviderError",
+    "RaceAgent",
     "Session",
     "Step",
     "StructuredOutputError",

@@ -22,9 +22,11 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import events
+from ._halt import Halt
+from ._policies import FanOutPolicy
 from ._scope import begin_run, cancel_run, end_run, finish_data, spent_metadata
 from ._stream import AgentStream
-from .envelope import Envelope, fold_branches
+from .envelope import Envelope, EnvelopeMetadata
 
 if TYPE_CHECKING:
     from .parallel import ParallelAgent
@@ -103,6 +105,7 @@ class ParallelStream(AgentStream):
         self._group: anyio.abc.TaskGroup | None = None
         self._receive: MemoryObjectReceiveStream[BranchDelta] | None = None
         self._result: Envelope | None = None
+        self._policy: FanOutPolicy | None = None
 
     async def __aenter__(self) -> ParallelStream:
         if self._group is not None:
@@ -177,6 +180,9 @@ class ParallelStream(AgentStream):
         if traced:
             run.emit(events.ParallelStartEvent, branches=n, names=list(panel.labels))
         started = time.perf_counter()
+        policy = self._policy = panel._policy()  # fail_fast, quorum, a race: as for run()
+        if policy is not None:
+            policy.begin()
         branches: list[Envelope | None] = [None] * n
         async with send:
             async with anyio.create_task_group() as group:
@@ -196,7 +202,7 @@ class ParallelStream(AgentStream):
                     failed=sum(1 for b in done if not b.ok),
                 )
 
-            self._result = fold_branches(done, task)
+            self._result = panel._conclude(done, task, policy)
 
     async def _branch(
         self,
@@ -205,13 +211,47 @@ class ParallelStream(AgentStream):
         limiter: anyio.CapacityLimiter | None,
         branches: list[Envelope | None],
     ) -> None:
-        if limiter is None:
-            branches[index] = await self._stream_branch(index, send)
-        else:
-            async with limiter:  # waiting here is outside the branch's step_timeout
-                branches[index] = await self._stream_branch(index, send)
+        policy = self._policy
+        if policy is None:
+            if limiter is None:
+                branches[index] = await self._stream_branch(index, send, None)
+            else:
+                async with limiter:  # waiting here is outside the branch's step_timeout
+                    branches[index] = await self._stream_branch(index, send, None)
+            return
+        halt = policy.halt
+        acquired = False
+        # Waiting for a turn (a staggered race) or a slot is stopped by the halt
+        # too: a branch that never started holds a BranchCancelled slot.
+        with anyio.CancelScope() as waiting:
+            halt.watch(waiting)
+            try:
+                await policy.wait_turn(index)
+                if limiter is not None:
+                    await limiter.acquire()
+                    acquired = True
+            finally:
+                halt.unwatch(waiting)
+        try:
+            if halt.stopped:
+                agent = self._panel.agents[index]
+                env = Envelope.error_envelope(
+                    halt.error(self._panel.labels[index]),
+                    task=self._task.task,
+                    metadata=EnvelopeMetadata(agent=agent.name, model=agent.model, provider=agent.provider),
+                )
+            else:
+                env = await self._stream_branch(index, send, halt)
+        finally:
+            if acquired:
+                assert limiter is not None
+                limiter.release()
+        policy.observe(index, env)
+        branches[index] = env
 
-    async def _stream_branch(self, index: int, send: MemoryObjectSendStream[BranchDelta]) -> Envelope:
+    async def _stream_branch(
+        self, index: int, send: MemoryObjectSendStream[BranchDelta], halt: Halt | None
+    ) -> Envelope:
         panel = self._panel
         agent, label = panel.agents[index], panel.labels[index]
         run = events.current_run()
@@ -228,12 +268,23 @@ class ParallelStream(AgentStream):
                 if panel.step_timeout is not None and isinstance(stream, ParallelStream):
                     # A nested fan-out has no deadline of its own to carry the step's.
                     deadline.deadline = anyio.current_time() + panel.step_timeout
-                async with stream:
-                    async for delta in stream:
-                        inner = delta.branch if isinstance(delta, BranchDelta) else None
-                        await send.send(BranchDelta(delta, branch=f"{label}/{inner}" if inner else label, index=index))
+                if halt is not None:
+                    halt.watch(deadline)
+                try:
+                    async with stream:
+                        async for delta in stream:
+                            inner = delta.branch if isinstance(delta, BranchDelta) else None
+                            path_label = f"{label}/{inner}" if inner else label
+                            await send.send(BranchDelta(delta, branch=path_label, index=index))
+                finally:
+                    if halt is not None:
+                        halt.unwatch(deadline)
             if deadline.cancelled_caught and stream._ctx is not None:
-                error = TimeoutError(f"branch {label!r} exceeded step_timeout={panel.step_timeout:g}s")
+                error: Exception
+                if halt is not None and halt.stopped:
+                    error = halt.error(label)
+                else:
+                    error = TimeoutError(f"branch {label!r} exceeded step_timeout={panel.step_timeout:g}s")
                 env = Envelope.error_envelope(error, metadata=spent_metadata(agent, stream._ctx))
         except Exception:  # the branch's failure: its stream already holds its error envelope
             pass

@@ -22,6 +22,7 @@ from . import events
 from ._cancellation import is_stray_cancellation
 from ._checks import check_name, check_timeout
 from ._deadlines import StepDeadline
+from ._halt import Halt
 from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
 from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
@@ -125,14 +126,21 @@ class AgentBase:
         return await self._run(Envelope.from_task(task, context))
 
     async def _run(
-        self, task_env: Envelope, *, step_timeout: float | None = None, step_label: str | None = None
+        self,
+        task_env: Envelope,
+        *,
+        step_timeout: float | None = None,
+        step_label: str | None = None,
+        halt: Halt | None = None,
     ) -> Envelope:
-        """:meth:`run`, with an optional second deadline set by whoever started it.
+        """:meth:`run`, with an optional second deadline and a halt set by whoever started it.
 
         ``Agent.parallel`` passes its ``step_timeout`` here, so that a timed-out
         branch is ended *inside* its own run: its envelope keeps the run id of
         its start event, what it spent and who it is, and its finish event is
-        emitted like any other.
+        emitted like any other.  A completion policy (fail-fast, quorum, race)
+        passes its ``halt`` for the same reason: a branch it stops returns a
+        ``BranchCancelled`` envelope with its run id and spend.
         """
         ctx = begin_run(self, task_env)
         token = None
@@ -145,10 +153,10 @@ class AgentBase:
                 # inside the try: if it raises, the run fails, not the caller.
                 if self._starts_nested_runs():
                     token = events.enter(ctx)
-                if self.timeout is None and step_timeout is None:
+                if self.timeout is None and step_timeout is None and halt is None:
                     result = await self._execute(task_env, ctx)
                 else:
-                    result = await self._execute_with_deadlines(task_env, ctx, step_timeout, step_label)
+                    result = await self._execute_with_deadlines(task_env, ctx, step_timeout, step_label, halt)
             except Exception as exc:  # isolate the failure; cancellation is not an Exception
                 result = Envelope.error_envelope(exc, metadata=spent_metadata(self, ctx))
             except BaseException as exc:
@@ -169,20 +177,33 @@ class AgentBase:
                 cancel_run(self, ctx, task_env)
 
     async def _execute_with_deadlines(
-        self, task: Envelope, ctx: RunContext, step_timeout: float | None, step_label: str | None
+        self,
+        task: Envelope,
+        ctx: RunContext,
+        step_timeout: float | None,
+        step_label: str | None,
+        halt: Halt | None = None,
     ) -> Envelope:
         own = self.timeout
         step: StepDeadline | None = None
         with anyio.CancelScope() as scope:
             cap = math.inf if own is None else anyio.current_time() + own
             scope.deadline = cap
-            if step_timeout is None:
-                return await self._execute(task, ctx)
-            # The step deadline stands still while the run waits for a pooled
-            # connection, as it does for a concurrency_limit slot (_deadlines).
-            with StepDeadline(scope, step_timeout, cap=cap) as step:
-                return await self._execute(task, ctx)
-        # The deadline ran out (only a cancel scope's own deadline lands here).
+            if halt is not None:
+                halt.watch(scope)
+            try:
+                if step_timeout is None:
+                    return await self._execute(task, ctx)
+                # The step deadline stands still while the run waits for a pooled
+                # connection, as it does for a concurrency_limit slot (_deadlines).
+                with StepDeadline(scope, step_timeout, cap=cap) as step:
+                    return await self._execute(task, ctx)
+            finally:
+                if halt is not None:
+                    halt.unwatch(scope)
+        # The scope's own deadline ran out or the halt cancelled it: only those land here.
+        if halt is not None and halt.stopped:
+            return Envelope.error_envelope(halt.error(step_label or self.name), metadata=spent_metadata(self, ctx))
         if step is not None and step.ran_out():
             message = f"branch {step_label or self.name!r} exceeded step_timeout={step_timeout:g}s"
             return Envelope.error_envelope(TimeoutError(message), metadata=spent_metadata(self, ctx))

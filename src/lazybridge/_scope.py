@@ -87,7 +87,7 @@ def finish_envelope(result: Envelope, task: Envelope, run_id: str, agent: str, l
     m = result.metadata
     meta = EnvelopeMetadata(
         run_id, agent, m.model, m.provider, m.input_tokens, m.output_tokens, m.cost_usd, latency_ms,
-        m.nested_input_tokens, m.nested_output_tokens, m.nested_cost_usd, m.usage_reported,
+        m.nested_input_tokens, m.nested_output_tokens, m.nested_cost_usd, m.usage_reported, m.winner,
     )
     return Envelope(task.task, task.context, result.payload, meta, result.error)
 

@@ -148,7 +148,7 @@ class TracePrinter:
             self._open.add(event.run_id)
         else:
             self._open.discard(event.run_id)
-        if event.parent_run_id in self._open or event.agent_kind == "ParallelAgent":
+        if event.parent_run_id in self._open or event.agent_kind in ("ParallelAgent", "RaceAgent"):
             return None  # the parent's lines (a branch, a tool call) or the parallel header say it
         if isinstance(event, AgentStartEvent):
             model = f" model={event.model}" if event.model else ""

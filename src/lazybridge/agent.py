@@ -12,9 +12,12 @@ agent shares is :class:`~lazybridge._run.AgentBase`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._checks import check_whole
+from ._policies import Accept
 from ._run import AgentBase, check_agents
 from ._stream import EngineStream
 from .engines.chain import chain_plan
@@ -22,6 +25,7 @@ from .envelope import Envelope
 from .errors import ConfigurationError
 from .events import RunContext
 from .parallel import ParallelAgent
+from .race import RaceAgent
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -43,6 +47,11 @@ def _check_legacy_engine_uses(engine: object, given: list[str]) -> None:
                 f"model, such as LLMEngine, does): give it to an agent inside, or leave it out"
             )
 
+
+def _takes_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` accepts the keyword ``name`` (an engine's optional prepare() argument)."""
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class Agent(AgentBase):
@@ -71,6 +80,11 @@ class Agent(AgentBase):
             it runs (sub-agents, tools' agents); a request it cannot cover
             is not sent and the run ends with a ``BudgetExceededError``
             envelope.  See :mod:`lazybridge.budget`.
+        tool_concurrency: at most this many of one model turn's tool calls
+            run at once (a limit per run); the others wait and start in call
+            order, and the results go back to the model in call order.
+            ``None``: every call of a turn at once.  Needs an engine that
+            runs tools (``LLMEngine``) and ``tools=``.
     """
 
     def __init__(
@@ -86,6 +100,7 @@ class Agent(AgentBase):
         output: Any = None,
         memory: Any = None,
         budget: Budget | None = None,
+        tool_concurrency: int | None = None,
     ) -> None:
         if engine is None:
             raise ConfigurationError("Agent needs an engine, e.g. Agent(engine=LLMEngine('claude-haiku-4-5'))")
@@ -114,13 +129,25 @@ class Agent(AgentBase):
                     ("tools", bool(self.tools)),
                     ("output", output is not None),
                     ("memory", memory is not None),
+                    ("tool_concurrency", tool_concurrency is not None),
                 )
                 if present
             ]
             _check_legacy_engine_uses(engine, given)
             self._prepared: Any = None
-        else:
+        elif tool_concurrency is None:
             self._prepared = engine.prepare(tools=self.tools, output=output, memory=memory)
+        else:
+            check_whole(tool_concurrency, "tool_concurrency")
+            if not _takes_keyword(engine.prepare, "tool_concurrency"):
+                raise ConfigurationError(
+                    f"{type(engine).__name__} does not run tool calls, so it cannot use the agent's "
+                    f"tool_concurrency= (LLMEngine does): leave it out"
+                )
+            self._prepared = engine.prepare(  # type: ignore[call-arg]
+                tools=self.tools, output=output, memory=memory, tool_concurrency=tool_concurrency
+            )
+        self.tool_concurrency = tool_concurrency
         super().__init__(
             name="agent" if name is None else name,
             description=description,
@@ -166,6 +193,8 @@ class Agent(AgentBase):
         *agents: AgentBase,
         concurrency_limit: int | None = None,
         step_timeout: float | None = None,
+        fail_fast: bool = False,
+        quorum: int | None = None,
         name: str = "parallel",
         description: str | None = None,
         session: Session | None = None,
@@ -177,6 +206,38 @@ class Agent(AgentBase):
             *agents,
             concurrency_limit=concurrency_limit,
             step_timeout=step_timeout,
+            fail_fast=fail_fast,
+            quorum=quorum,
+            name=name,
+            description=description,
+            session=session,
+            verbose=verbose,
+            budget=budget,
+        )
+
+    @staticmethod
+    def race(
+        *agents: AgentBase,
+        accept: Accept | None = None,
+        stagger: float | None = None,
+        step_timeout: float | None = None,
+        concurrency_limit: int | None = None,
+        name: str = "race",
+        description: str | None = None,
+        session: Session | None = None,
+        verbose: bool = False,
+        budget: Budget | None = None,
+    ) -> RaceAgent:
+        """The same task to every agent; the first ok answer (that ``accept`` takes) wins, the rest are cancelled.
+
+        See :class:`~lazybridge.race.RaceAgent`.
+        """
+        return RaceAgent(
+            *agents,
+            accept=accept,
+            stagger=stagger,
+            step_timeout=step_timeout,
+            concurrency_limit=concurrency_limit,
             name=name,
             description=description,
             session=session,

@@ -80,6 +80,8 @@ class EnvelopeMetadata:
     nested_cost_usd: float = 0.0
     #: ``False`` if any model reply counted here reported no usage (see the module docstring).
     usage_reported: bool = True
+    #: For an ``Agent.race``: the label of the racer whose answer won (``None`` otherwise).
+    winner: str | None = None
 
     @property
     def spend(self) -> Spend:
@@ -104,11 +106,13 @@ class EnvelopeMetadata:
         model: str | None = None,
         provider: str | None = None,
         latency_ms: float = 0.0,
+        winner: str | None = None,
     ) -> EnvelopeMetadata:
         """Metadata with ``spend``'s accounting and the given identity."""
         return cls(
             run_id, agent, model, provider, spend.input_tokens, spend.output_tokens, spend.cost_usd, latency_ms,
             spend.nested_input_tokens, spend.nested_output_tokens, spend.nested_cost_usd, spend.usage_reported,
+            winner,
         )
 
 

@@ -11,6 +11,9 @@ Exceptions raised at construction time and the errors whose class names become
     ├── MaxIterationsExceeded       a Plan's routing cycle ran past max_iterations
     ├── StructuredOutputError       the model's answer never fitted ``output=``
     ├── RunCancelled                a run was cancelled from outside (in its finish event)
+    ├── BranchCancelled             a branch stopped by fail_fast, quorum or a race (in its slot)
+    ├── QuorumUnreachable           too many branches failed for Agent.parallel's quorum
+    ├── NoWinner                    every racer of Agent.race failed or was rejected
     ├── BudgetExceededError         a Budget refused a model request (lazybridge.Budget)
     ├── ToolArgumentError           a model's tool arguments did not fit (lazybridge.tools)
     └── ProviderError               anything a provider call can fail with
@@ -40,6 +43,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BranchCancelled",
     "BudgetExceededError",
     "ConfigurationError",
     "EnvelopeError",
@@ -47,11 +51,13 @@ __all__ = [
     "MalformedResponseError",
     "MaxIterationsExceeded",
     "MaxTurnsExceeded",
+    "NoWinner",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
     "PlanCompileError",
     "ProviderError",
+    "QuorumUnreachable",
     "RateLimitError",
     "RunCancelled",
     "ServerError",
@@ -114,6 +120,36 @@ class BudgetExceededError(LazyBridgeError):
     The request was not sent; the run ends with this error envelope, which
     still reports what the run spent.  Also raised at a run's first request
     under a ``max_cost_usd`` cap when the model's price is unknown.
+    """
+
+
+class BranchCancelled(LazyBridgeError):
+    """A branch was cancelled because its fan-out had its answer: the ``error`` in its slot.
+
+    ``Agent.parallel(fail_fast=True)`` cancels the other branches when one
+    fails, ``Agent.parallel(quorum=k)`` when ``k`` succeeded (or can no
+    longer succeed), ``Agent.race`` when a racer won.  ``cause`` says why, in
+    words (``"branch 'b' failed: RateLimitError: ..."``, ``"racer 'a' won"``);
+    the message names it too.  A cancelled branch's slot still reports what
+    it spent before it was stopped.
+    """
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class QuorumUnreachable(LazyBridgeError):
+    """So many branches failed that ``Agent.parallel(quorum=k)`` can no longer reach ``k`` successes.
+
+    The wrapper's error; its message says how many failed and which.
+    """
+
+
+class NoWinner(LazyBridgeError):
+    """No racer of an ``Agent.race`` gave an answer that won: each failed or was refused by ``accept``.
+
+    The race's error; its message lists every racer's outcome.
     """
 
 

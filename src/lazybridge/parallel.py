@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -11,12 +12,15 @@ import anyio
 from . import events
 from ._cancellation import is_stray_cancellation
 from ._checks import check_timeout, check_whole
+from ._halt import Halt
 from ._ids import new_run_id
 from ._parallel_stream import ParallelStream
+from ._policies import CompletionPolicy, FanOutPolicy
 from ._run import AgentBase, check_agents
 from ._scope import finish_data
 from .budget import Account, Budget
 from .envelope import Envelope, EnvelopeMetadata, branch_labels, fold_branches
+from .errors import ConfigurationError
 from .events import RunContext
 
 if TYPE_CHECKING:
@@ -39,7 +43,8 @@ class ParallelAgent(AgentBase):
       sums over branches, equal to the ``nested_*`` fields;
       ``latency_ms`` is the fan-out's wall time (about the slowest branch);
     * ``error`` is the first branch error in input order, so ``ok`` is
-      ``False`` if any branch failed.
+      ``False`` if any branch failed -- unless a completion policy below
+      decided the call.
 
     ``await panel.run_branches(task)`` returns the branch list directly.
 
@@ -56,6 +61,19 @@ class ParallelAgent(AgentBase):
             call (one account): no branch starts a model request the budget
             cannot cover, and a refused branch's slot holds a
             ``BudgetExceededError`` envelope.
+        fail_fast: with ``True``, the first branch that fails (an error
+            envelope, a ``step_timeout`` included) cancels every branch still
+            running or waiting for a slot.  Their slots hold
+            :class:`~lazybridge.BranchCancelled` error envelopes naming that
+            failure (with what they spent before they stopped); the
+            wrapper's ``error`` is the failure itself.
+        quorum: with ``k``, the call returns as soon as ``k`` branches have
+            succeeded: the others are cancelled the same way and the wrapper
+            is ``ok``.  As soon as so many branches failed that ``k``
+            successes are impossible, it returns with a
+            :class:`~lazybridge.errors.QuorumUnreachable` error saying how many
+            failed and which.  ``k`` must be in ``1..len(agents)``;
+            ``quorum=len(agents), fail_fast=True`` is all-or-nothing.
 
     Errors and cancellation: a failing or timed-out branch never raises; the
     call returns normally with the error in that branch's slot.  If the
@@ -68,6 +86,8 @@ class ParallelAgent(AgentBase):
         *agents: AgentBase,
         concurrency_limit: int | None = None,
         step_timeout: float | None = None,
+        fail_fast: bool = False,
+        quorum: int | None = None,
         name: str = "parallel",
         description: str | None = None,
         session: Session | None = None,
@@ -77,6 +97,14 @@ class ParallelAgent(AgentBase):
         self.agents = check_agents(agents, "Agent.parallel")
         self.concurrency_limit = check_whole(concurrency_limit, "concurrency_limit", optional=True)
         self.step_timeout = check_timeout(step_timeout, "step_timeout")
+        if not isinstance(fail_fast, bool):
+            raise TypeError(f"fail_fast must be True or False, not {fail_fast!r}")
+        self.fail_fast = fail_fast
+        self.quorum = check_whole(quorum, "quorum", optional=True)
+        if self.quorum is not None and self.quorum > len(self.agents):
+            raise ConfigurationError(
+                f"quorum must be from 1 to the number of agents ({len(self.agents)}), not {quorum!r}"
+            )
         #: Each branch's label in the join and the trace: its agent's name,
         #: numbered where the same name appears more than once.
         self.labels: tuple[str, ...] = tuple(branch_labels([agent.name for agent in self.agents]))
@@ -115,15 +143,31 @@ class ParallelAgent(AgentBase):
             ctx.account = Account(self.budget, ctx)
         token = events.enter(ctx)
         try:
-            branches = await self._fan_out(task_env, ctx)
+            branches = await self._fan_out(task_env, ctx, self._policy())
         finally:
             events.leave(token)
         return branches
 
-    async def _execute(self, task: Envelope, run: RunContext) -> Envelope:
-        return fold_branches(await self._fan_out(task, run), task)
+    def _policy(self) -> FanOutPolicy | None:
+        """This call's completion policy, or ``None``: every branch runs to its end."""
+        if not self.fail_fast and self.quorum is None:
+            return None
+        return CompletionPolicy(self.labels, fail_fast=self.fail_fast, quorum=self.quorum)
 
-    async def _fan_out(self, task: Envelope, run: RunContext) -> list[Envelope]:
+    async def _execute(self, task: Envelope, run: RunContext) -> Envelope:
+        policy = self._policy()
+        return self._conclude(await self._fan_out(task, run, policy), task, policy)
+
+    def _conclude(self, branches: list[Envelope], task: Envelope, policy: FanOutPolicy | None) -> Envelope:
+        """The call's envelope from its branch envelopes (run and stream alike)."""
+        folded = fold_branches(branches, task)
+        if isinstance(policy, CompletionPolicy) and policy.decided:
+            # The policy's verdict, not the first branch error: the failure that
+            # triggered fail_fast, a reached quorum (ok), or an unreachable one.
+            return Envelope(folded.task, folded.context, folded.payload, folded.metadata, policy.error)
+        return folded
+
+    async def _fan_out(self, task: Envelope, run: RunContext, policy: FanOutPolicy | None = None) -> list[Envelope]:
         n = len(self.agents)
         limiter = anyio.CapacityLimiter(self.concurrency_limit) if self.concurrency_limit else None
         traced = bool(run.sinks)
@@ -134,10 +178,20 @@ class ParallelAgent(AgentBase):
         # Each branch is a task whose return value is its envelope, named
         # after its agent so that a task dump of a live fan-out reads well.
         async with anyio.create_task_group() as tg:
-            handles = [
-                tg.create_task(self._branch(index, agent, task, limiter, branch_run), name=f"{self.name}/{label}")
-                for index, (agent, label) in enumerate(zip(self.agents, self.labels, strict=True))
-            ]
+            if policy is None:
+                handles = [
+                    tg.create_task(self._branch(index, agent, task, limiter, branch_run), name=f"{self.name}/{label}")
+                    for index, (agent, label) in enumerate(zip(self.agents, self.labels, strict=True))
+                ]
+            else:
+                policy.begin()
+                handles = [
+                    tg.create_task(
+                        self._policy_branch(index, agent, task, limiter, branch_run, policy),
+                        name=f"{self.name}/{label}",
+                    )
+                    for index, (agent, label) in enumerate(zip(self.agents, self.labels, strict=True))
+                ]
         wall_ms = (time.perf_counter() - started) * 1000.0
         branches = [handle.return_value for handle in handles]
         if traced:
@@ -182,12 +236,49 @@ class ParallelAgent(AgentBase):
         async with limiter:  # waiting here is outside the branch's step_timeout
             return await self._execute_branch(index, agent, task, run)
 
+    async def _policy_branch(
+        self,
+        index: int,
+        agent: AgentBase,
+        task: Envelope,
+        limiter: anyio.CapacityLimiter | None,
+        run: RunContext | None,
+        policy: FanOutPolicy,
+    ) -> Envelope:
+        """A branch under a completion policy: it may be stopped before or while it runs."""
+        halt = policy.halt
+        started = time.perf_counter()
+        acquired = False
+        # Waiting for a turn (a staggered race) or a slot is stopped by the halt
+        # too: a branch that never started holds a BranchCancelled slot.
+        with anyio.CancelScope() as waiting:
+            halt.watch(waiting)
+            try:
+                await policy.wait_turn(index)
+                if limiter is not None:
+                    await limiter.acquire()
+                    acquired = True
+            finally:
+                halt.unwatch(waiting)
+        try:
+            if halt.stopped:
+                env = self._error_envelope(halt.error(self.labels[index]), agent, task, started)
+            else:
+                env = await self._execute_branch(index, agent, task, run, halt)
+        finally:
+            if acquired:
+                assert limiter is not None
+                limiter.release()
+        policy.observe(index, env)
+        return env
+
     async def _execute_branch(
         self,
         index: int,
         agent: AgentBase,
         task: Envelope,
         run: RunContext | None,
+        halt: Halt | None = None,
     ) -> Envelope:
         label = self.labels[index]
         branch_ctx = None
@@ -204,19 +295,11 @@ class ParallelAgent(AgentBase):
             if type(agent).run is AgentBase.run:
                 # The deadline is enforced inside the branch's own run, so a
                 # timed-out branch still reports its run id, spend and finish event.
-                env = await agent._run(task, step_timeout=self.step_timeout, step_label=label)
-            elif self.step_timeout is None:
+                env = await agent._run(task, step_timeout=self.step_timeout, step_label=label, halt=halt)
+            elif self.step_timeout is None and halt is None:
                 env = await agent.run(task)
             else:
-                with anyio.move_on_after(self.step_timeout) as scope:
-                    env = await agent.run(task)
-                if scope.cancelled_caught:
-                    env = self._error_envelope(
-                        TimeoutError(f"branch {label!r} exceeded step_timeout={self.step_timeout:g}s"),
-                        agent,
-                        task,
-                        started,
-                    )
+                env = await self._run_overridden(agent, task, label, halt, started)
         except Exception as exc:  # AgentBase.run returns errors; this guards subclasses that override it
             env = self._error_envelope(exc, agent, task, started)
         except BaseException as exc:
@@ -226,6 +309,23 @@ class ParallelAgent(AgentBase):
         if branch_ctx is not None:
             branch_ctx.emit(events.BranchFinishEvent, index=index, **finish_data(env))
         return env
+
+    async def _run_overridden(
+        self, agent: AgentBase, task: Envelope, label: str, halt: Halt | None, started: float
+    ) -> Envelope:
+        """An agent with its own ``run()``, under the branch's deadline and halt, stopped from outside."""
+        with anyio.move_on_after(math.inf if self.step_timeout is None else self.step_timeout) as scope:
+            if halt is not None:
+                halt.watch(scope)
+            try:
+                return await agent.run(task)
+            finally:
+                if halt is not None:
+                    halt.unwatch(scope)
+        if halt is not None and halt.stopped:
+            return self._error_envelope(halt.error(label), agent, task, started)
+        timeout = TimeoutError(f"branch {label!r} exceeded step_timeout={self.step_timeout or 0.0:g}s")
+        return self._error_envelope(timeout, agent, task, started)
 
     def _error_envelope(self, error: BaseException, agent: AgentBase, task: Envelope, started: float) -> Envelope:
         """The slot of a branch whose overridden ``run()`` raised or was timed out from outside."""

@@ -88,6 +88,24 @@ CASES: list[Any] = [
         lambda: ParallelAgent(mock(), step_timeout=nan), ConfigurationError, "step_timeout", id="parallel-step_timeout-nan"
     ),
     pytest.param(lambda: Agent.parallel(mock(), name=""), ConfigurationError, "name", id="parallel-name-empty"),
+    pytest.param(
+        lambda: Agent(engine=llm(), tools=[search], tool_concurrency=0),
+        ConfigurationError,
+        "tool_concurrency",
+        id="agent-tool_concurrency-0",
+    ),
+    pytest.param(lambda: Agent.parallel(mock(), quorum=0), ConfigurationError, "quorum", id="parallel-quorum-0"),
+    pytest.param(
+        lambda: Agent.parallel(mock("a"), mock("b"), quorum=3), ConfigurationError, "quorum", id="parallel-quorum-over-n"
+    ),
+    pytest.param(lambda: Agent.parallel(mock(), quorum=True), ConfigurationError, "quorum", id="parallel-quorum-bool"),
+    pytest.param(lambda: Agent.parallel(mock(), fail_fast="yes"), TypeError, "fail_fast", id="parallel-fail_fast-str"),
+    # -- Agent.race / RaceAgent
+    pytest.param(lambda: Agent.race(), ConfigurationError, "agent", id="race-empty"),
+    pytest.param(lambda: Agent.race(mock(), stagger=0), ConfigurationError, "stagger", id="race-stagger-0"),
+    pytest.param(lambda: Agent.race(mock(), stagger=nan), ConfigurationError, "stagger", id="race-stagger-nan"),
+    pytest.param(lambda: Agent.race(mock(), accept=True), TypeError, "accept", id="race-accept-not-callable"),
+    pytest.param(lambda: Agent.race(mock(), step_timeout=-1), ConfigurationError, "step_timeout", id="race-step_timeout"),
     # -- Agent.chain
     pytest.param(lambda: Agent.chain(), ConfigurationError, "agent", id="chain-empty"),
     pytest.param(lambda: Agent.chain(mock(), "b"), TypeError, "argument 1", id="chain-not-an-agent"),

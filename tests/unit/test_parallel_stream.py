@@ -149,3 +149,31 @@ def test_a_branch_delta_is_its_text() -> None:
     assert delta == "hello " and delta.text == "hello " and type(delta.text) is str
     assert (delta.branch, delta.index) == ("inner/a", 2)
     assert "inner/a" in repr(delta)
+
+
+async def test_a_race_streams_and_ends_with_the_winners_envelope() -> None:
+    async def slow(task: str) -> str:
+        await anyio.sleep_forever()
+        return "never"
+
+    race = Agent.race(MockAgent(slow, name="slow"), llm("quick", "first answer"))
+    async with race.stream("go") as stream:
+        deltas = [delta async for delta in stream]
+    assert {d.branch for d in deltas} == {"quick"}
+    assert stream.envelope is not None and stream.envelope.text() == "first answer"
+    assert stream.envelope.metadata.winner == "quick"
+
+
+async def test_fail_fast_applies_to_a_stream_as_to_run() -> None:
+    async def slow(task: str) -> str:
+        await anyio.sleep_forever()
+        return "never"
+
+    panel = Agent.parallel(MockAgent(RuntimeError("boom"), name="bad"), MockAgent(slow, name="slow"), fail_fast=True)
+    async with panel.stream("go") as stream:
+        assert [delta async for delta in stream] == []
+    assert stream.envelope is not None
+    bad, cancelled = stream.envelope
+    assert bad.error is stream.envelope.error  # the failure that triggered the stop
+    assert stream.envelope.error is not None and stream.envelope.error.type == "RuntimeError"
+    assert cancelled.error is not None and cancelled.error.type == "BranchCancelled"

@@ -129,9 +129,13 @@ class LLMSetup:
     #: ``output=`` is asked for through the forced ``final_answer`` tool (else the native schema mode).
     tool_mode: bool
     memory: Memory | None
+    #: At most this many of one turn's tool calls run at once (``None``: all of them).
+    tool_concurrency: int | None = None
 
 
-def prepare_setup(engine: LLMEngine, *, tools: tuple[Any, ...], output: Any, memory: Any) -> LLMSetup:
+def prepare_setup(
+    engine: LLMEngine, *, tools: tuple[Any, ...], output: Any, memory: Any, tool_concurrency: int | None = None
+) -> LLMSetup:
     """Check and prepare an agent's arguments for ``engine`` (see :class:`LLMSetup`).
 
     Raises :class:`~lazybridge.errors.ConfigurationError` naming the argument:
@@ -149,7 +153,10 @@ def prepare_setup(engine: LLMEngine, *, tools: tuple[Any, ...], output: Any, mem
     if tool_mode and FINAL_ANSWER in toolset.tools:
         raise ConfigurationError(f"a tool may not be named {FINAL_ANSWER!r} with output_mode='tool'")
     check_tool_choice(engine.tool_choice, toolset)
-    return LLMSetup(toolset, spec, tool_mode, memory)
+    check_whole(tool_concurrency, "tool_concurrency", optional=True)
+    if tool_concurrency is not None and not toolset:
+        raise ConfigurationError("tool_concurrency= limits tool calls, but the agent has no tools=")
+    return LLMSetup(toolset, spec, tool_mode, memory, tool_concurrency)
 
 
 def check_tool_choice(choice: ToolChoice | None, tools: ToolSet) -> None:
@@ -177,6 +184,7 @@ class Conversation:
         self.tool_mode = setup.tool_mode
         self.max_retries = engine.max_output_retries
         self.memory = setup.memory
+        self.tool_concurrency = setup.tool_concurrency
         history = self.memory.messages if self.memory is not None else ()
         self.messages: list[Message] = [*history, *engine.first_messages(task)]
         self._first = len(history)
@@ -403,7 +411,7 @@ class Conversation:
                 )
             )
         todo = [c for i, c in enumerate(calls) if i not in invalid]
-        done = iter(await run_tool_calls(todo, self.tools, run=self.run, spend=self.nested) if todo else ())
+        done = iter(await run_tool_calls(todo, self.tools, run=self.run, spend=self.nested, limit=self.tool_concurrency) if todo else ())
         results = tuple(invalid[i] if i in invalid else next(done) for i in range(len(calls)))
         self.messages.append(Message("tool", results))
         self.tool_rounds += 1

@@ -25,7 +25,7 @@ calling run can roll it up into its ``nested_*`` totals.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -102,12 +102,17 @@ class NestedSpend:
 
 
 async def run_tool_calls(
-    calls: Sequence[ToolCall], tools: ToolSet, *, run: RunContext, spend: NestedSpend
+    calls: Sequence[ToolCall], tools: ToolSet, *, run: RunContext, spend: NestedSpend, limit: int | None = None
 ) -> list[ToolResult]:
     """Run ``calls`` concurrently; their results in call order.
 
     Never raises for a failing call (see the module docstring).  Sync tools
     run in worker threads under :func:`~lazybridge.tools.default_thread_limiter`.
+
+    ``limit`` (the agent's ``tool_concurrency``): at most this many calls run
+    at once, and they start in call order -- ``limit`` workers each take the
+    next call not yet started, so a turn of hundreds of calls holds ``limit``
+    tasks, not hundreds.
 
     Cancellation: every call still running is cancelled (an abandoned sync
     tool's thread runs on, its result discarded, see
@@ -120,11 +125,28 @@ async def run_tool_calls(
             run.emit(events.ToolCallEvent, name=call.name, call_id=call.id, arguments=dict(call.arguments))
     if len(calls) == 1:
         results[0] = await _run_one(calls[0], tools, run, spend)
+    elif limit is not None and limit < len(calls):
+        queue = iter(enumerate(calls))  # shared by the workers: each next() is the next call in order
+        async with anyio.create_task_group() as tg:
+            for _ in range(limit):
+                tg.start_soon(_work_through, queue, results, tools, run, spend)
     else:
         async with anyio.create_task_group() as tg:
             for index, call in enumerate(calls):
                 tg.start_soon(_run_into, results, index, call, tools, run, spend)
     return [r for r in results if r is not None]
+
+
+async def _work_through(
+    queue: Iterator[tuple[int, ToolCall]],
+    results: list[ToolResult | None],
+    tools: ToolSet,
+    run: RunContext,
+    spend: NestedSpend,
+) -> None:
+    """One of ``tool_concurrency`` workers: run the next call not yet started, until none is left."""
+    for index, call in queue:
+        results[index] = await _run_one(call, tools, run, spend)
 
 
 async def _run_into(

@@ -56,6 +56,11 @@ class Engine(Protocol[Prepared]):
         Returns what each :meth:`run` receives as ``prepared``.  Raises
         :class:`~lazybridge.errors.ConfigurationError` naming the argument
         for one it cannot use -- or would silently ignore.
+
+        An engine that runs tool calls may also accept the keyword
+        ``tool_concurrency`` (the agent's ``Agent(tool_concurrency=)``, passed
+        only when given); an Agent refuses that argument for an engine whose
+        ``prepare`` does not take it.
         """
         ...
 

@@ -269,15 +269,19 @@ class LLMEngine:
 
     # -- running ------------------------------------------------------------------
 
-    def prepare(self, *, tools: tuple[Any, ...], output: Any, memory: Any) -> LLMSetup:
-        """Check and prepare an agent's ``tools=``, ``output=`` and ``memory=`` (once, at its construction).
+    def prepare(
+        self, *, tools: tuple[Any, ...], output: Any, memory: Any, tool_concurrency: int | None = None
+    ) -> LLMSetup:
+        """Check and prepare an agent's ``tools=``, ``output=``, ``memory=`` and ``tool_concurrency=`` (once).
 
-        Raises :class:`~lazybridge.errors.ConfigurationError` naming the
-        argument: a tool function that cannot be described, an unsupported
-        output type, a memory that is not a ``Memory``, a ``tool_choice``
-        naming none of the tools.
+        Called at the agent's construction.  Raises
+        :class:`~lazybridge.errors.ConfigurationError` naming the argument: a
+        tool function that cannot be described, an unsupported output type, a
+        memory that is not a ``Memory``, a ``tool_choice`` naming none of the
+        tools, a ``tool_concurrency`` that is not a whole number >= 1 or is
+        given without tools.
         """
-        return prepare_setup(self, tools=tools, output=output, memory=memory)
+        return prepare_setup(self, tools=tools, output=output, memory=memory, tool_concurrency=tool_concurrency)
 
     async def run(self, task: Envelope, *, prepared: LLMSetup, run: RunContext) -> Envelope:
         """Answer ``task``: turns of model calls and tool calls until an answer.
