@@ -115,6 +115,10 @@ def demo(*, fake: bool = False, latency: float = 0.3) -> int:
     """Run the demo; 0 on success."""
     real = bool(os.environ.get("ANTHROPIC_API_KEY")) and not fake
     print("LazyBridge demo: multi-source search (Agent.parallel inside Agent.chain)")
+    print(
+        "Three search agents, all on claude-haiku-4-5, each named after the docs its tool searches;\n"
+        "a synthesiser on claude-opus-4-7 joins their answers."
+    )
     print(f"Question: {QUESTION}\n")
     if real:
         print("Providers: the real Anthropic API (ANTHROPIC_API_KEY is set)\n")
