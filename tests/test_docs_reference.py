@@ -138,3 +138,16 @@ def test_no_page_shows_raw_rest_markup(site: Path) -> None:
         if found:
             shown[str(page.relative_to(site))] = found[:5]
     assert not shown, f"raw reST markup shown as text: {shown}"
+
+
+def test_pictures_are_local_files_and_no_page_loads_a_remote_script(site: Path) -> None:
+    """The runtime pictures render offline: every image is a file of the site, no script comes from a CDN."""
+    images = 0
+    for page in sorted(site.rglob("*.html")):
+        source = page.read_text(encoding="utf-8")
+        assert not re.search(r'<script[^>]+src="(https?:)?//', source), page
+        for src in re.findall(r'<img[^>]+src="([^"]+)"', source):
+            assert not re.match(r"(https?:)?//", src), (page, src)
+            assert (page.parent / src).resolve().is_file(), (page, src)
+            images += 1
+    assert images >= 4
