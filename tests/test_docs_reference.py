@@ -151,3 +151,20 @@ def test_pictures_are_local_files_and_no_page_loads_a_remote_script(site: Path) 
             assert (page.parent / src).resolve().is_file(), (page, src)
             images += 1
     assert images >= 4
+
+
+#: Characters of a code line that fit the column at 1280 px (docs/stylesheets/extra.css).
+CODE_COLUMNS = 88
+
+
+def test_code_lines_fit_the_column() -> None:
+    """A longer line scrolls sideways at 1280 px, hiding its end (the issue counted 59 such lines)."""
+    too_long = []
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        in_block = False
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                in_block = not in_block
+            elif in_block and len(line) > CODE_COLUMNS:
+                too_long.append(f"{page.relative_to(ROOT)}:{number} ({len(line)})")
+    assert not too_long, too_long
