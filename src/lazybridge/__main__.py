@@ -1,7 +1,7 @@
-"""``python -m lazybridge demo``: the multi-source search pipeline from the docs, end to end.
+"""The ``lazybridge`` command (also ``python -m lazybridge``); ``demo`` is the search pipeline from the docs.
 
-(``python -m lazybridge parallel --model M --model M2 "question"`` fans one
-question out to several models: see :mod:`lazybridge._cli`.)
+``lazybridge parallel --model M --model M2 "question"`` fans one question out
+to several models: see ``lazybridge._cli``.
 
 Three search agents, each with its search tool, are fanned out with
 ``Agent.parallel(verbose=True)`` and their labelled join goes to a
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import events
-from ._cli import add_parallel_parser, run_parallel
+from ._cli import _seconds, add_parallel_parser, run_parallel
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -115,6 +115,10 @@ def demo(*, fake: bool = False, latency: float = 0.3) -> int:
     """Run the demo; 0 on success."""
     real = bool(os.environ.get("ANTHROPIC_API_KEY")) and not fake
     print("LazyBridge demo: multi-source search (Agent.parallel inside Agent.chain)")
+    print(
+        "Three search agents, all on claude-haiku-4-5, each named after the docs its tool searches;\n"
+        "a synthesiser on claude-opus-4-7 joins their answers."
+    )
     print(f"Question: {QUESTION}\n")
     if real:
         print("Providers: the real Anthropic API (ANTHROPIC_API_KEY is set)\n")
@@ -163,20 +167,71 @@ def _run(base_url: str | None, api_key: str | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lazybridge", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command")
-    demo_parser = commands.add_parser("demo", help="run the multi-source search demo")
+DESCRIPTION = "LazyBridge from the command line: LLM agents on a structured-concurrency runtime."
+
+EPILOG = """\
+commands:
+  demo       a multi-source search pipeline (Agent.parallel inside Agent.chain);
+             real Anthropic API when ANTHROPIC_API_KEY is set, else a fake
+             provider server on loopback (no key, no network)
+  parallel   ask several models the same question concurrently; --fake answers
+             from a fake provider server instead of the real APIs
+
+  "lazybridge COMMAND --help" describes a command's options.
+
+exit codes:
+  0  success (every branch answered)
+  1  the run failed (some branch or stage returned an error)
+  2  usage error: unknown command, flag or model, or a bad flag value
+"""
+
+
+def _prog() -> str:
+    """``lazybridge`` for the console script, ``python -m lazybridge`` when run with -m."""
+    return "python -m lazybridge" if os.path.basename(sys.argv[0]) == "__main__.py" else "lazybridge"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (every command, --version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("lazybridge")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        installed = "unknown"
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo_parser = commands.add_parser(
+        "demo",
+        help="run the multi-source search demo",
+        description="Three search agents in Agent.parallel, joined by a synthesiser in Agent.chain.",
+        allow_abbrev=False,
+    )
     demo_parser.add_argument("--fake", action="store_true", help="use the fake server even if keys are set")
-    demo_parser.add_argument("--latency", type=float, default=0.3, help="fake server seconds per answer")
+    demo_parser.add_argument(
+        "--latency", type=_seconds, default=0.3, metavar="S", help="fake server seconds per answer (default 0.3)"
+    )
     add_parallel_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``lazybridge`` command; returns the exit code (see ``lazybridge --help``)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(fake=args.fake, latency=args.latency)
     if args.command == "parallel":
         return run_parallel(args)
-    parser.print_help()
-    return 0
+    parser.print_help(sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -10,15 +10,21 @@ points every engine at one server instead (a ``compat/`` model needs it:
 ``--max-tokens`` caps every answer.
 
 Exit codes: 0 every branch answered, 1 some branch failed, 2 usage or
-configuration error (unknown model, bad limits).
+configuration error (unknown model, bad flag value).  On a terminal failed
+rows are red (unless ``NO_COLOR`` is set) and answers are wrapped to its
+width.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import shutil
 import sys
-from typing import Any
+import textwrap
+from typing import Any, TextIO
 
 from .errors import AuthenticationError
 
@@ -29,27 +35,42 @@ EXIT_USAGE = 2
 _FAKE_KEY = "cli-fake-key-not-a-secret"
 
 
+PARALLEL_EPILOG = """\
+examples:
+  lazybridge parallel --fake --model claude-haiku-4-5 --model gpt-5.4-mini "What is 2+3?"
+  lazybridge parallel --model compat/smollm2 --base-url http://localhost:8080/v1 "What is 2+3?"
+
+exit codes:
+  0  every branch answered
+  1  some branch failed (its error is listed on stderr)
+  2  usage or configuration error (unknown model, bad flag value)
+"""
+
+
 def add_parallel_parser(commands: Any) -> None:
     """Register the ``parallel`` sub-command on an argparse sub-parsers object."""
     p: argparse.ArgumentParser = commands.add_parser(
         "parallel",
         help="ask several models the same question concurrently",
-        description="Fan QUESTION out to one agent per --model with Agent.parallel.",
+        description="Fan QUESTION out to one agent per --model with Agent.parallel, then print the "
+        "labelled answers and one row per branch (model, status, cost, latency, tokens).",
+        epilog=PARALLEL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     p.add_argument("question", help="the task every branch receives")
     p.add_argument(
         "--model",
         dest="models",
         action="append",
-        required=True,
         metavar="MODEL",
         help="a model per branch (repeat: --model claude-haiku-4-5 --model gpt-5.4-mini)",
     )
     p.add_argument(
-        "--concurrency-limit", type=int, default=None, metavar="N", help="at most N branches at once"
+        "--concurrency-limit", type=_positive_int, default=None, metavar="N", help="at most N branches at once"
     )
     p.add_argument(
-        "--step-timeout", type=float, default=None, metavar="S", help="seconds each branch may run"
+        "--step-timeout", type=_positive_seconds, default=None, metavar="S", help="seconds each branch may run"
     )
     p.add_argument("--system", default=None, metavar="TEXT", help="system prompt for every branch")
     p.add_argument(
@@ -64,7 +85,9 @@ def add_parallel_parser(commands: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON object, no trace")
     p.add_argument("--fake", action="store_true", help="answer from the fake provider server on loopback")
-    p.add_argument("--latency", type=float, default=0.1, help="with --fake: seconds per answer (default 0.1)")
+    p.add_argument(
+        "--latency", type=_seconds, default=0.1, metavar="S", help="with --fake: seconds per answer (default 0.1)"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -78,8 +101,37 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """argparse type of ``--latency``: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type of ``--step-timeout``: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text!r}")
+    return value
+
+
 def run_parallel(args: argparse.Namespace) -> int:
     """Run the ``parallel`` command for parsed ``args``; the exit code."""
+    if not args.models:
+        print(
+            "usage: lazybridge parallel --model MODEL [--model MODEL ...] QUESTION\n"
+            "lazybridge parallel: error: the following arguments are required: --model",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.fake and args.base_url is not None:
         print("lazybridge parallel: error: --fake and --base-url cannot be combined", file=sys.stderr)
         return EXIT_USAGE
@@ -173,25 +225,63 @@ def _as_json(env: Any, branches: list[Any], models: list[str]) -> dict[str, Any]
     }
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("ch") else f"{n} {word}s"
+
+
+def _colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _paint(text: str, code: str, on: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if on else text
+
+
+def _wrapped(text: str, width: int) -> str:
+    """``text`` wrapped to ``width`` columns at word boundaries, its line breaks kept."""
+    return "\n".join(
+        textwrap.fill(line, width=width, break_long_words=False, break_on_hyphens=False) if line else ""
+        for line in text.splitlines()
+    )
+
+
 def _print_human(env: Any, branches: list[Any], models: list[str]) -> None:
-    print(f"\n{env.text()}\n")
+    colour_out = _colour(sys.stdout)
+    width = max(40, shutil.get_terminal_size().columns - 1)
+    print()
+    # The join, with each failed branch pointing at the one line below that
+    # names its error (the trace above has it too, as it happened).
+    for i, branch in enumerate(branches):
+        label = branch.metadata.agent or models[i]
+        print(_paint(f"[{label}]", "1", colour_out))
+        if branch.ok:
+            print(_wrapped(branch.text(), width))
+        else:
+            print(_paint(f"(failed: {branch.error.type}, see below)", "31", colour_out))
+        print()
     width_a = max([len("branch")] + [len(b.metadata.agent or "") for b in branches])
     width_m = max([len("model")] + [len(m) for m in models])
     print(f"{'branch':<{width_a}}  {'model':<{width_m}}  status  {'cost':>9}  {'latency':>8}  tokens in/out")
     for branch, model in zip(branches, models, strict=True):
         meta = branch.metadata
-        status = "ok" if branch.ok else "FAILED"
+        status = _paint("ok    ", "32", colour_out) if branch.ok else _paint("FAILED", "1;31", colour_out)
         print(
-            f"{meta.agent or '':<{width_a}}  {meta.model or model:<{width_m}}  {status:<6}  "
+            f"{meta.agent or '':<{width_a}}  {meta.model or model:<{width_m}}  {status}  "
             f"{'$' + format(meta.cost_usd, '.5f'):>9}  {meta.latency_ms:>6.0f}ms  {meta.input_tokens}/{meta.output_tokens}"
         )
     print(
-        f"total: {len(branches)} branches, cost ${env.metadata.cost_usd:.5f}, "
+        f"total: {_plural(len(branches), 'branch')}, cost ${env.metadata.cost_usd:.5f}, "
         f"wall {env.metadata.latency_ms:.0f}ms"
     )
+    sys.stdout.flush()
     failed = [b for b in branches if not b.ok]
     if failed:
-        print(f"\n{len(failed)} of {len(branches)} branches failed:", file=sys.stderr)
+        colour_err = _colour(sys.stderr)
+        print(_paint(f"\n{len(failed)} of {_plural(len(branches), 'branch')} failed:", "1;31", colour_err), file=sys.stderr)
         for branch in failed:
             print(f"  [{branch.metadata.agent}] {branch.error.type}: {branch.error.message}", file=sys.stderr)
         if any(isinstance(b.error.exception, AuthenticationError) for b in failed):

@@ -112,6 +112,16 @@ class AgentBase:
     async def run(self, task: str | Envelope, *, context: str | None = None) -> Envelope:
         """Run the agent on ``task`` and return its envelope.
 
+        Args:
+            task: the question, or an Envelope whose ``text()`` is the task
+                (so one agent's result can be the next one's input).
+            context: extra text given to the model next to the task.
+
+        Returns:
+            The run's Envelope: ``text()``, ``payload``, ``metadata`` (model,
+            tokens, ``cost_usd``, latency, run id) and ``error`` (``None``
+            when ``ok``).
+
         Errors: a failure during the run (provider error, tool loop limit,
         ``timeout``) is returned as an error envelope, never raised.  A
         ``task`` that is neither a ``str`` nor an Envelope raises
@@ -227,6 +237,13 @@ class AgentBase:
     def __call__(self, task: str | Envelope, *, context: str | None = None) -> Envelope:
         """Synchronous :meth:`run`: works in scripts, notebooks and inside ``trio.run``.
 
+        Args:
+            task: the question, or an Envelope whose ``text()`` is the task.
+            context: extra text given to the model next to the task.
+
+        Returns:
+            The same Envelope ``await agent.run(task)`` returns.
+
         Inside a running event loop it blocks that loop's thread while a
         private loop on a worker thread does the work; from async code
         prefer ``await agent.run(task)``.
@@ -238,6 +255,10 @@ class AgentBase:
 
     def stream(self, task: str | Envelope, *, context: str | None = None) -> AgentStream:
         """Run the agent on ``task``, yielding the answer's text as it arrives.
+
+        Args:
+            task: the question, or an Envelope whose ``text()`` is the task.
+            context: extra text given to the model next to the task.
 
         ::
 
@@ -263,6 +284,11 @@ class AgentBase:
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
         """This agent as a :class:`~lazybridge.tools.Tool` with one parameter, ``task``.
+
+        Args:
+            name: the tool's name as the model sees it (default: the agent's name).
+            description: what the model is told the tool does (default: the
+                agent's ``description``, else "Delegate a task to the ... agent").
 
         The tool returns the agent's Envelope, so a calling engine can roll
         its cost and tokens up into its own ``nested_*`` totals.

@@ -257,6 +257,16 @@ class Agent(AgentBase):
     ) -> Agent:
         """Run agents one after another, each stage's ``text()`` becoming the next stage's task.
 
+        Args:
+            *agents: the stages, in order (at least one; any agent, including
+                a parallel or another chain).
+            name: the chain's label in traces and joins.
+            description: what the chain does, when it becomes a tool.
+            session: a Session that records the chain's and every stage's events.
+            verbose: print a live trace.
+            timeout: seconds for the whole chain; when it runs out the
+                running stage is cancelled and a ``TimeoutError`` envelope returned.
+
         Returns an :class:`Agent`.  Its envelope is the last stage's, with
         inclusive cost and tokens (every stage counts as a nested run).  A
         stage that fails stops the chain; its error envelope is returned.

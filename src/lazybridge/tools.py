@@ -111,6 +111,13 @@ class Tool:
     docstring, arguments checked) or :meth:`from_schema` (hand-written
     schema, arguments passed through); :func:`as_tool` accepts anything a
     user may put in ``tools=[...]``.  ``fn`` is left out of the repr.
+
+    Attributes:
+        name: the name the model calls the tool by.
+        description: what the model is told the tool does.
+        parameters: the JSON Schema of the arguments (an ``object`` schema).
+        fn: the function that runs (sync or async).
+        timeout: seconds each call may take, or ``None``.
     """
 
     name: str
@@ -137,6 +144,13 @@ class Tool:
         ``Annotated[T, "text"]`` or the docstring (Google, NumPy or reST).
         A parameter with a default is optional.  ``timeout`` (seconds) bounds
         each call, see :meth:`call`.
+
+        Args:
+            fn: a function, sync or async; sync ones run in a worker thread.
+            name: the name the model calls it by (default ``fn.__name__``).
+            description: what the model is told (default: the docstring's summary).
+            timeout: seconds each call may take (default: no bound of its own).
+            strict: refuse untyped parameters (``False``: they take any JSON value).
 
         Raises :class:`~lazybridge.errors.ConfigurationError`, naming the
         function and the parameter, for ``*args``/``**kwargs``, an

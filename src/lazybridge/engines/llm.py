@@ -21,6 +21,7 @@ import threading
 import warnings
 from typing import Any
 
+import anyio.lowlevel
 import httpx
 
 from .._checks import check_api_key, check_float, check_limits, check_seconds, check_whole
@@ -28,7 +29,7 @@ from ..envelope import Envelope
 from ..errors import ConfigurationError
 from ..events import RunContext
 from ..messages import Message, ModelRequest, OutputSchema, ToolChoice, ToolSpec
-from ..providers import _http, registry
+from ..providers import _http, pricing, registry
 from ..providers._http import Endpoint
 from ..providers.base import ModelClient
 from ..providers.client import HTTPModelClient
@@ -280,8 +281,14 @@ class LLMEngine:
         memory that is not a ``Memory``, a ``tool_choice`` naming none of the
         tools, a ``tool_concurrency`` that is not a whole number >= 1 or is
         given without tools.
+
+        Outside an event loop this also loads the price tables, so that the
+        agent's first run does not pay for the import (see ``_preload_prices``).
         """
-        return prepare_setup(self, tools=tools, output=output, memory=memory, tool_concurrency=tool_concurrency)
+        setup = prepare_setup(self, tools=tools, output=output, memory=memory, tool_concurrency=tool_concurrency)
+        if isinstance(self.client, HTTPModelClient):
+            _preload_prices()
+        return setup
 
     async def run(self, task: Envelope, *, prepared: LLMSetup, run: RunContext) -> Envelope:
         """Answer ``task``: turns of model calls and tool calls until an answer.
@@ -339,3 +346,23 @@ def _warn_not_sent(argument: str, wire: Any) -> None:
         ParameterNotSentWarning,
         stacklevel=3,
     )
+
+
+def _preload_prices() -> None:
+    """Import the price tables now, when an agent is built outside an event loop.
+
+    The first cost computation imports genai-prices (about a quarter of a
+    second, pydantic included).  Done inside the first model call, that time
+    lands in the first run's ``latency_ms`` -- the first branch of a panel
+    always looked slowest.  Agents are usually built before anything runs
+    (a script, the CLI), so the import is paid here instead -- at the
+    agent's construction, not the engine's, so an engine alone stays cheap.  Inside a
+    running event loop it is left to the first call, which imports in a
+    worker thread rather than block the loop.
+    """
+    if pricing.loaded():
+        return
+    try:
+        anyio.lowlevel.current_token()
+    except RuntimeError:  # no event loop running in this thread: blocking is harmless
+        pricing.load_now()

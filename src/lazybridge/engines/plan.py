@@ -53,6 +53,10 @@ class Plan(EngineBase[None]):
 
     ``Plan(*steps, max_iterations=10)``; use it as ``Agent(engine=Plan(...))``.
 
+    Args:
+        *steps: the :class:`Step` s, in declared order (names unique).
+        max_iterations: how many times any one step may run in one run.
+
     ``max_iterations`` is how many times any one step may run in one run of
     the plan: routes that loop back are stopped when a step is about to run
     once more than that (a plan without backward routes runs each step once).

@@ -11,7 +11,11 @@ Importing this package imports none of them: each is loaded on first use.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the names are, for type checkers and the API reference; loaded lazily below
+    from .pricing import Price, UnknownPriceWarning, set_price
+    from .registry import resolve
 
 __all__ = ["Price", "UnknownPriceWarning", "resolve", "set_price"]
 

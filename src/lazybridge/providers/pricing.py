@@ -140,6 +140,11 @@ def _import_prices() -> Any:
     return _prices_module
 
 
+def load_now() -> None:
+    """Import genai-prices in this thread now (once): for callers outside an event loop."""
+    _import_prices()
+
+
 def loaded() -> bool:
     """Whether genai-prices is imported (so a lookup cannot block on the import)."""
     return _prices_module is not None

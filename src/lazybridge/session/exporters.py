@@ -94,6 +94,9 @@ class JsonlExporter:
     The file is opened (created, or appended to) by the writer thread on the
     first event, written through a buffer flushed whenever the queue runs
     dry, and closed with the Session.
+
+    Args:
+        path: the file; its folder must exist (checked at construction).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -171,6 +174,10 @@ class SQLiteExporter:
     the queue runs dry), so the event loop never waits on the disk.  Read
     them back with :meth:`lazybridge.session.EventLog.query`, or with any
     SQLite client: ``data`` is the event's data as JSON.
+
+    Args:
+        path: the SQLite file (created if missing).
+        session_id: the value of the ``session_id`` column of every row.
     """
 
     #: Rows inserted per transaction at most.

@@ -24,6 +24,16 @@ def serve_fake_provider(
 ) -> Iterator[str]:
     """Serve ``app`` (default: a new :class:`~lazybridge.testing.FakeProvider`) and yield its base URL.
 
+    Args:
+        app: the ASGI app to serve, usually a ``FakeProvider``.
+        host: the loopback address to bind.
+        port: the port (0: a free one, chosen by the system).
+        startup_timeout: seconds to wait for the server to accept connections.
+
+    Yields:
+        The base URL, e.g. ``"http://127.0.0.1:54321"``: pass it as
+        ``base_url=`` or put it in a ``*_BASE_URL`` variable.
+
     ::
 
         with serve_fake_provider(fake) as base_url:      # "http://127.0.0.1:54321"

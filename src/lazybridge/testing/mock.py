@@ -160,6 +160,25 @@ class ScriptedEngine(EngineBase[None]):
 class MockAgent(Agent):
     """An :class:`~lazybridge.Agent` with a :class:`ScriptedEngine`.
 
+    Args:
+        responses: the script: one reply for every task, a list of replies in
+            order (the last repeats), a dict from a substring of the task to a
+            reply (``"*"`` is the fallback), or ``fn(task)``, sync or async.
+            A reply is a str, an Envelope (returned as is) or an exception
+            instance (raised, so the run returns an error envelope).
+        name: the agent's label.
+        description: what it does, when it becomes a tool.
+        delay: seconds before each answer (cancellable, like a request).
+        model: ``metadata.model`` of its envelopes.
+        provider: ``metadata.provider`` of its envelopes.
+        input_tokens: ``metadata.input_tokens`` of each answer.
+        output_tokens: ``metadata.output_tokens`` of each answer.
+        cost_usd: ``metadata.cost_usd`` of each answer.
+        usage_reported: ``False`` marks the usage as not reported by the model.
+        session: a Session that records its events.
+        verbose: print a live trace.
+        timeout: seconds for each run, as for any Agent.
+
     ::
 
         researcher = MockAgent({"policy": "EU AI Act news", "*": "nothing"},

@@ -50,6 +50,17 @@ class ScriptedModel:
     (cancellable, like a real request).  Streamed, a text reply comes in
     word-sized deltas.
 
+    Args:
+        replies: the script: a list of replies, one per model call, or
+            ``fn(request) -> reply`` (sync or async).
+        model: the model name its responses report.
+        provider: the provider name its responses report.
+        native_output: ``False`` makes ``output=`` go through the
+            ``final_answer`` tool instead of a native schema mode.
+        input_price: USD per input token.
+        output_price: USD per output token.
+        delay: seconds before each reply (cancellable).
+
     ::
 
         from lazybridge import Agent, LLMEngine
