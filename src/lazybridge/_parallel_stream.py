@@ -219,35 +219,17 @@ class ParallelStream(AgentStream):
                 async with limiter:  # waiting here is outside the branch's step_timeout
                     branches[index] = await self._stream_branch(index, send, None)
             return
-        halt = policy.halt
-        acquired = False
-        # Waiting for a turn (a staggered race) or a slot is stopped by the halt
-        # too: a branch that never started holds a BranchCancelled slot.
-        with anyio.CancelScope() as waiting:
-            halt.watch(waiting)
-            try:
-                await policy.wait_turn(index)
-                if limiter is not None:
-                    await limiter.acquire()
-                    acquired = True
-            finally:
-                halt.unwatch(waiting)
-        try:
-            if halt.stopped:
-                agent = self._panel.agents[index]
-                env = Envelope.error_envelope(
-                    halt.error(self._panel.labels[index]),
-                    task=self._task.task,
-                    metadata=EnvelopeMetadata(agent=agent.name, model=agent.model, provider=agent.provider),
-                )
-            else:
-                env = await self._stream_branch(index, send, halt)
-        finally:
-            if acquired:
-                assert limiter is not None
-                limiter.release()
-        policy.observe(index, env)
-        branches[index] = env
+        agent = self._panel.agents[index]
+        branches[index] = await policy.run_branch(
+            index,
+            limiter,
+            lambda halt: self._stream_branch(index, send, halt),
+            lambda error: Envelope.error_envelope(
+                error,
+                task=self._task.task,
+                metadata=EnvelopeMetadata(agent=agent.name, model=agent.model, provider=agent.provider),
+            ),
+        )
 
     async def _stream_branch(
         self, index: int, send: MemoryObjectSendStream[BranchDelta], halt: Halt | None

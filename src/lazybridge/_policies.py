@@ -11,7 +11,7 @@ When it has its answer it stops the others through its :class:`~lazybridge._halt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -50,6 +50,40 @@ class FanOutPolicy:
     def observe(self, index: int, env: Envelope) -> None:
         """Branch ``index`` finished with ``env``."""
         raise NotImplementedError
+
+    async def run_branch(
+        self,
+        index: int,
+        limiter: anyio.CapacityLimiter | None,
+        run: Callable[[Halt], Awaitable[Envelope]],
+        stopped: Callable[[Exception], Envelope],
+    ) -> Envelope:
+        """Branch ``index`` under this policy: wait for its turn and a slot, run it, observe it.
+
+        Waiting for a turn (a staggered race) or a ``concurrency_limit`` slot is
+        stopped by the halt too: a branch that never started gets
+        ``stopped(error)``, a ``BranchCancelled`` slot.  ``run(halt)`` runs the
+        branch, which watches the halt itself while it runs.
+        """
+        halt = self.halt
+        acquired = False
+        with anyio.CancelScope() as waiting:
+            halt.watch(waiting)
+            try:
+                await self.wait_turn(index)
+                if limiter is not None:
+                    await limiter.acquire()
+                    acquired = True
+            finally:
+                halt.unwatch(waiting)
+        try:
+            env = stopped(halt.error(self.labels[index])) if halt.stopped else await run(halt)
+        finally:
+            if acquired:
+                assert limiter is not None
+                limiter.release()
+        self.observe(index, env)
+        return env
 
 
 class CompletionPolicy(FanOutPolicy):

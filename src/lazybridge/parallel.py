@@ -246,31 +246,13 @@ class ParallelAgent(AgentBase):
         policy: FanOutPolicy,
     ) -> Envelope:
         """A branch under a completion policy: it may be stopped before or while it runs."""
-        halt = policy.halt
         started = time.perf_counter()
-        acquired = False
-        # Waiting for a turn (a staggered race) or a slot is stopped by the halt
-        # too: a branch that never started holds a BranchCancelled slot.
-        with anyio.CancelScope() as waiting:
-            halt.watch(waiting)
-            try:
-                await policy.wait_turn(index)
-                if limiter is not None:
-                    await limiter.acquire()
-                    acquired = True
-            finally:
-                halt.unwatch(waiting)
-        try:
-            if halt.stopped:
-                env = self._error_envelope(halt.error(self.labels[index]), agent, task, started)
-            else:
-                env = await self._execute_branch(index, agent, task, run, halt)
-        finally:
-            if acquired:
-                assert limiter is not None
-                limiter.release()
-        policy.observe(index, env)
-        return env
+        return await policy.run_branch(
+            index,
+            limiter,
+            lambda halt: self._execute_branch(index, agent, task, run, halt),
+            lambda error: self._error_envelope(error, agent, task, started),
+        )
 
     async def _execute_branch(
         self,
