@@ -22,6 +22,7 @@ branches pay nothing for tracing they did not ask for.
 from __future__ import annotations
 
 import contextvars
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Concatenate, ParamSpec
@@ -47,6 +48,9 @@ from ._events_schema import (
     UntypedEvent,
 )
 from ._spend import Spend
+
+#: Guards every run's live spend counters (taken only when spend is recorded).
+_accounts_lock = threading.Lock()
 
 if TYPE_CHECKING:
     from .budget import Account
@@ -224,16 +228,19 @@ class RunContext:
         own._add(max(di, 0), max(do, 0), max(dc, 0.0))
 
     def _add(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
-        self.input_tokens += input_tokens
-        self.output_tokens += output_tokens
-        self.cost_usd += cost_usd
-        ancestor = self.parent
-        while ancestor is not None:
-            ancestor = ancestor._owner or ancestor
-            ancestor.nested_input_tokens += input_tokens
-            ancestor.nested_output_tokens += output_tokens
-            ancestor.nested_cost_usd += cost_usd
-            ancestor = ancestor.parent
+        # Under a lock: a nested run started by a sync tool runs on its own loop
+        # in a worker thread and adds to its ancestors' counters from there.
+        with _accounts_lock:
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+            self.cost_usd += cost_usd
+            ancestor = self.parent
+            while ancestor is not None:
+                ancestor = ancestor._owner or ancestor
+                ancestor.nested_input_tokens += input_tokens
+                ancestor.nested_output_tokens += output_tokens
+                ancestor.nested_cost_usd += cost_usd
+                ancestor = ancestor.parent
 
     @property
     def spent(self) -> Spend:
