@@ -1,9 +1,11 @@
 """``python -m lazybridge parallel``: one question fanned out to several models.
 
 One ``Agent(engine=LLMEngine(model), name=model)`` per ``--model``, run with
-``Agent.parallel``.  Human output is the live trace (``verbose=True``), the
-labelled join and one line per branch; ``--json`` prints one JSON object
-instead.  ``--fake`` serves the fake provider on a loopback port and points
+``Agent.parallel``.  On a terminal with rich installed (``lazybridge[cli]``)
+the answers stream side by side into one panel per model (``_cli_live``,
+over ``panel.stream``).  Otherwise human output is the plain trace
+(``verbose=True``), the labelled join and one line per branch; ``--json``
+prints one JSON object instead.  ``--fake`` serves the fake provider on a loopback port and points
 every engine at it, so no key and no network are needed.  ``--base-url``
 points every engine at one server instead (a ``compat/`` model needs it:
 ``--model compat/smollm2 --base-url http://localhost:8080/v1``), and
