@@ -30,7 +30,15 @@ envelope.  Target: under 50 ms at N = 1,000 on each backend.  The floor
 column is the same cancellation with bare anyio: N-1 tasks, each in its own
 cancel scope, cancelled one by one and awaited.
 
-Usage:  python benchmarks/fanout.py [--quick] [--race-only]
+Merged stream memory (issue 14): the tracemalloc peak of one
+``async with panel.stream(task)`` over N branches with a consumer that reads
+every delta, next to the peak of the same panel's ``run()``.  Branches are
+MockAgents (one delta each) or LLM agents on ``ScriptedModel`` (a streamed
+answer in word-sized deltas, through the real tool loop).  The panel is built
+before tracing starts, so both columns count what one call allocates.
+Best (lowest) of R passes.
+
+Usage:  python benchmarks/fanout.py [--quick] [--race-only] [--stream-only]
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from lazybridge import Agent
-from lazybridge.testing import MockAgent
+from lazybridge.engines.llm import LLMEngine
+from lazybridge.testing import MockAgent, ScriptedModel
 
 
 def floor_factory(n: int, delay: float) -> Callable[[], Awaitable[object]]:
@@ -194,11 +203,69 @@ def race_table(sizes: list[int], repeats: int) -> list[str]:
     return failures
 
 
+ANSWER = "a streamed answer of twelve words, each one its own delta, to read"
+
+
+def stream_panel(kind: str, n: int) -> tuple[object, ScriptedModel | None]:
+    """N MockAgent branches, or N LLM agents sharing one ScriptedModel that streams ANSWER."""
+    if kind == "mock":
+        return Agent.parallel(*(MockAgent(ANSWER, name=f"b{i}") for i in range(n))), None
+    model = ScriptedModel(lambda request: ANSWER)
+    return Agent.parallel(*(Agent(engine=LLMEngine(model), name=f"b{i}") for i in range(n))), model
+
+
+def stream_memory(backend: str, kind: str, n: int, repeats: int) -> tuple[int, int, int]:
+    """Best tracemalloc peak (bytes) of run() and of the merged stream; and the deltas read per stream."""
+    panel, model = stream_panel(kind, n)
+    deltas = [0]
+
+    async def run() -> None:
+        env = await panel.run("task")  # type: ignore[attr-defined]
+        assert env.ok and len(env) == n
+
+    async def stream() -> None:
+        deltas[0] = 0
+        async with panel.stream("task") as merged:  # type: ignore[attr-defined]
+            async for _ in merged:
+                deltas[0] += 1
+        assert merged.envelope is not None and merged.envelope.ok and len(merged.envelope) == n
+
+    best = {"run": float("inf"), "stream": float("inf")}
+    anyio.run(run, backend=backend)  # warm-up: first-call imports and caches
+    anyio.run(stream, backend=backend)
+    for repeat in range(repeats):
+        for name, call in (("run", run), ("stream", stream)) if repeat % 2 == 0 else (("stream", stream), ("run", run)):
+            if model is not None:
+                model.requests.clear()  # the script's record of requests is not the fan-out's memory
+            gc.collect()
+            tracemalloc.start()
+            anyio.run(call, backend=backend)
+            best[name] = min(best[name], tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+    return int(best["run"]), int(best["stream"]), deltas[0]
+
+
+def stream_table(n: int, repeats: int) -> None:
+    header = f"{'backend':8} {'N':>6} {'branches':9} {'deltas':>7} {'run() peak':>11} {'stream peak':>12} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for backend in ("asyncio", "trio"):
+        for kind in ("mock", "llm"):
+            run_peak, stream_peak, deltas = stream_memory(backend, kind, n, repeats)
+            print(f"{backend:8} {n:>6} {kind:9} {deltas:>7} {run_peak / 1e6:>9.2f}MB {stream_peak / 1e6:>10.2f}MB "
+                  f"{stream_peak / run_peak:>6.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N up to 1000, two repeats")
     parser.add_argument("--race-only", action="store_true", help="only the Agent.race table")
+    parser.add_argument("--stream-only", action="store_true", help="only the merged-stream memory table")
     args = parser.parse_args()
+    stream_table(1000, 2 if args.quick else 5)
+    print()
+    if args.stream_only:
+        return 0
     sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10000]
     race_failures = race_table([100, 1000] if args.quick else [100, 1000, 10000], 3 if args.quick else 7)
     print()

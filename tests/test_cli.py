@@ -45,6 +45,7 @@ def test_fake_fan_out_prints_trace_join_and_table() -> None:
     ]
     assert all(row[3].startswith("$0.") and row[4].endswith("ms") for row in table)
     assert "total: 2 branches, cost $0." in out
+    assert "╭" not in out and "\033[" not in out  # not a terminal: the plain trace, no live view
 
 
 def test_json_output() -> None:

@@ -118,13 +118,47 @@ def test_parallel_help_lists_the_exit_codes() -> None:
 def test_one_branch_is_one_branch_and_its_error_is_listed_once() -> None:
     result = run(*SLOW_FAKE)
     assert result.returncode == 1
-    assert "total: 1 branch," in result.stdout
+    assert "[parallel ▶ 1 branch]" in result.stdout and "total: 1 branch," in result.stdout
     assert "1 of 1 branch failed:" in result.stderr
     message = "exceeded step_timeout=0.05s"
     # Once in the live trace (as it happened), once in the failure list; the join points at it.
     assert result.stdout.count(message) == 1 and result.stderr.count(message) == 1
     assert "(failed: TimeoutError, see below)" in result.stdout
     assert "\033[" not in result.stdout + result.stderr  # not a terminal: no colour
+
+
+_SGR = re.compile(r"\033\[[0-9;]*m")
+_CSI = re.compile(r"\033\[[0-9;?]*[A-Za-z]")  # colour and cursor movement
+TWO_MODELS = ["--model", "claude-haiku-4-5", "--model", "gpt-5.4-mini"]
+
+
+def final_screen(shown: str) -> str:
+    """What stays on the screen after the live view: from its last frame (shown in full) on, uncoloured."""
+    assert "\033[?25h" in shown, "the live view never ran"  # rich shows the cursor again when it stops
+    return _CSI.sub("", shown.rsplit("\033[?25h", 1)[1]).lstrip("\n")
+
+
+def in_terminal_without_rich(*args: str, columns: int = 80) -> tuple[int, str]:
+    """Like :func:`in_terminal`, in an interpreter where ``import rich`` fails."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.clear()
+        os.environ.update(_env(COLUMNS=str(columns)))
+        code = "import sys; sys.modules['rich'] = None; sys.argv[0] = 'lazybridge'; "
+        code += "from lazybridge.__main__ import main; sys.exit(main())"
+        os.execv(sys.executable, [sys.executable, "-c", code, *args])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode().replace("\r\n", "\n")
 
 
 def test_failed_rows_are_red_in_a_terminal() -> None:
@@ -136,16 +170,61 @@ def test_failed_rows_are_red_in_a_terminal() -> None:
 def test_no_color_turns_colour_off_in_a_terminal() -> None:
     code, shown = in_terminal(*SLOW_FAKE, NO_COLOR="1")
     assert code == 1
-    assert "FAILED" in shown and "\033[" not in shown
+    assert "FAILED" in shown
+    # No colour or style at all; the live view still moves the cursor (that is not colour).
+    assert _SGR.search(shown) is None
 
 
-def test_answers_are_wrapped_to_the_terminal_at_word_boundaries() -> None:
-    words = " ".join(f"word{i:03d}" for i in range(60))  # one 479-character line
-    code, shown = in_terminal("parallel", "--fake", "--latency", "0", "--model", "claude-haiku-4-5", words, columns=60)
+def test_live_view_shows_every_model_side_by_side_with_its_cost_and_latency() -> None:
+    code, shown = in_terminal("parallel", "--fake", "--latency", "0", *TWO_MODELS, "q", columns=100)
     assert code == 0
-    shown = re.sub(r"\033\[[0-9;]*m", "", shown)
-    answer = shown[shown.index("[claude-haiku-4-5]\n") :].split("\n\n")[0].splitlines()[1:]
-    assert len(answer) > 5
-    assert all(len(line) <= 60 for line in answer), answer
-    assert " ".join(answer) == f"claude-haiku-4-5 says: {words}"  # nothing cut mid-word
+    screen = final_screen(shown)
+    lines = screen.splitlines()
+    # One row of two panels: both answers on the same line, each in its own box.
+    assert any("claude-haiku-4-5 says: q" in line and "gpt-5.4-mini says: q" in line for line in lines), screen
+    titles = next(line for line in lines if "claude-haiku-4-5" in line and "╭" in line)
+    assert titles.count("╭") == 2 and "gpt-5.4-mini" in titles
+    footers = [line for line in lines if line.startswith("╰")]
+    assert len(footers) == 1 and len(re.findall(r"ok · \$0\.\d{5} · \d+ms · \d+/\d+ tokens", footers[0])) == 2
+    assert re.search(r"^total: 2 branches, cost \$0\.\d{5}, wall \d+ms$", screen, re.M)
+    assert all(len(line) <= 100 for line in lines)
+    assert "[parallel ▶" not in shown  # the live view replaces the plain trace
 
+
+def test_live_view_shows_the_branches_answering_before_they_finish() -> None:
+    code, shown = in_terminal("parallel", "--fake", "--latency", "0.5", *TWO_MODELS, "q", columns=100)
+    assert code == 0
+    frames = _SGR.sub("", shown.rsplit("\033[?25h", 1)[0])
+    assert frames.count("answering…") >= 2  # a frame with both panels still waiting
+    assert "answering…" not in final_screen(shown)
+
+
+def test_live_view_marks_a_failed_branch_and_lists_its_error() -> None:
+    code, shown = in_terminal(*SLOW_FAKE, columns=100)
+    assert code == 1
+    screen = final_screen(shown)
+    assert re.search(r"╰─+ FAILED · TimeoutError · \d+ms ─+╯", screen), screen
+    assert "TimeoutError: branch 'claude-haiku-4-5' exceeded step_timeout=0.05s" in screen.replace("│", "")
+    assert "total: 1 branch," in screen and "1 of 1 branch failed:" in screen
+
+
+def test_live_view_stacks_the_panels_when_the_terminal_is_narrow() -> None:
+    words = " ".join(f"word{i:03d}" for i in range(60))  # one 479-character line
+    code, shown = in_terminal("parallel", "--fake", "--latency", "0", *TWO_MODELS, words, columns=50)
+    assert code == 0
+    lines = final_screen(shown).splitlines()
+    assert all(len(line) <= 50 for line in lines), lines
+    assert [line.count("╭") for line in lines if "╭" in line] == [1, 1]  # one panel per row
+    # Each answer is wrapped inside its box at word boundaries: nothing cut mid-word.
+    top = next(i for i, line in enumerate(lines) if "claude-haiku-4-5" in line and "╭" in line)
+    bottom = next(i for i in range(top, len(lines)) if lines[i].startswith("╰"))
+    body = [line.strip("│ ") for line in lines[top + 1 : bottom]]
+    assert len(body) > 5 and " ".join(body) == f"claude-haiku-4-5 says: {words}"
+
+
+def test_without_rich_a_terminal_gets_the_plain_trace() -> None:
+    code, shown = in_terminal_without_rich("parallel", "--fake", "--latency", "0", *TWO_MODELS, "q")
+    assert code == 0, shown
+    shown = _SGR.sub("", shown)
+    assert "[parallel ▶ 2 branches]" in shown and "[gpt-5.4-mini]\ngpt-5.4-mini says: q" in shown
+    assert "╭" not in shown and "\033[?25l" not in shown

@@ -1,9 +1,11 @@
 """``python -m lazybridge parallel``: one question fanned out to several models.
 
 One ``Agent(engine=LLMEngine(model), name=model)`` per ``--model``, run with
-``Agent.parallel``.  Human output is the live trace (``verbose=True``), the
-labelled join and one line per branch; ``--json`` prints one JSON object
-instead.  ``--fake`` serves the fake provider on a loopback port and points
+``Agent.parallel``.  On a terminal with rich installed (``lazybridge[cli]``)
+the answers stream side by side into one panel per model (``_cli_live``,
+over ``panel.stream``).  Otherwise human output is the plain trace
+(``verbose=True``), the labelled join and one line per branch; ``--json``
+prints one JSON object instead.  ``--fake`` serves the fake provider on a loopback port and points
 every engine at it, so no key and no network are needed.  ``--base-url``
 points every engine at one server instead (a ``compat/`` model needs it:
 ``--model compat/smollm2 --base-url http://localhost:8080/v1``), and
@@ -175,20 +177,36 @@ def _fan_out(args: argparse.Namespace, *, base_url: str | None, api_key: str | N
             model, system=args.system, base_url=base_url, api_key=api_key, max_tokens=args.max_tokens
         )
 
+    names = _branch_names(args.models)
+    # On a terminal (and with rich installed) every model answers side by side,
+    # live; otherwise -- a pipe, a file, --json -- the plain trace, as before.
+    live = not args.json and _live_view_wanted()
+    view = session = None
+    if live:
+        from . import _cli_live
+        from .session import Session
+
+        view = _cli_live.LiveView(names, list(args.models))
+        # The view learns that a branch finished (cost, latency) from its
+        # branch_finish event; max_events=0: nothing is kept in memory.
+        session = Session(exporters=[view.on_event], max_events=0)
     try:
-        agents = [
-            Agent(engine=engine(model), name=name)
-            for model, name in zip(args.models, _branch_names(args.models), strict=True)
-        ]
+        agents = [Agent(engine=engine(model), name=name) for model, name in zip(args.models, names, strict=True)]
         panel = Agent.parallel(
             *agents,
             concurrency_limit=args.concurrency_limit,
             step_timeout=args.step_timeout,
-            verbose=not args.json,
+            verbose=not args.json and not live,
+            session=session,
         )
     except ConfigurationError as exc:
         print(f"lazybridge parallel: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if live:
+        assert view is not None and session is not None
+        env = _run_live(panel, args.question, view, session)
+        _print_total(env, list(env.payload))
+        return EXIT_OK if env.ok else EXIT_BRANCH_FAILED
     env = panel(args.question)
     branches = list(env.payload)
     if args.json:
@@ -196,6 +214,25 @@ def _fan_out(args: argparse.Namespace, *, base_url: str | None, api_key: str | N
     else:
         _print_human(env, branches, args.models)
     return EXIT_OK if env.ok else EXIT_BRANCH_FAILED
+
+
+def _live_view_wanted() -> bool:
+    """The live view needs a terminal on stdout and rich (the ``lazybridge[cli]`` extra)."""
+    from . import _cli_live
+
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty()) and _cli_live.available()
+
+
+def _run_live(panel: Any, question: str, view: Any, session: Any) -> Any:
+    from . import _cli_live
+    from ._sync import run_sync
+
+    console = _cli_live.make_console()
+    try:
+        return run_sync(_cli_live.stream_live, panel, question, view, console)
+    finally:
+        session.close(timeout=5.0)
 
 
 def _as_json(env: Any, branches: list[Any], models: list[str]) -> dict[str, Any]:
@@ -273,6 +310,11 @@ def _print_human(env: Any, branches: list[Any], models: list[str]) -> None:
             f"{meta.agent or '':<{width_a}}  {meta.model or model:<{width_m}}  {status}  "
             f"{'$' + format(meta.cost_usd, '.5f'):>9}  {meta.latency_ms:>6.0f}ms  {meta.input_tokens}/{meta.output_tokens}"
         )
+    _print_total(env, branches)
+
+
+def _print_total(env: Any, branches: list[Any]) -> None:
+    """The totals line on stdout; then, on stderr, each failed branch's error."""
     print(
         f"total: {_plural(len(branches), 'branch')}, cost ${env.metadata.cost_usd:.5f}, "
         f"wall {env.metadata.latency_ms:.0f}ms"

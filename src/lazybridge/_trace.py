@@ -103,7 +103,8 @@ class TracePrinter:
         match event:
             case ParallelStartEvent():
                 prefix = f"[{who}] " if event.branch is not None else ""
-                return f"{prefix}[{event.agent} ▶ {event.branches} branches]"
+                noun = "branch" if event.branches == 1 else "branches"
+                return f"{prefix}[{event.agent} ▶ {event.branches} {noun}]"
             case ParallelFinishEvent():
                 prefix = f"[{who}] " if event.branch is not None else ""
                 return (

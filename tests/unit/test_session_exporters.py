@@ -165,7 +165,7 @@ async def test_console_prints_the_verbose_trace(capsys: pytest.CaptureFixture[st
     async with Session(console=True) as session:
         await Agent.parallel(MockAgent("hello", name="x"), session=session).run("t")
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "[parallel ▶ 1 branches]"
+    assert out[0] == "[parallel ▶ 1 branch]"
     assert "[branch x] assistant: hello" in out and "[branch x] done cost=$0.00000" in out
 
 
