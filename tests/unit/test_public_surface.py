@@ -17,6 +17,7 @@ SURFACE: dict[str, list[str]] = {
     "lazybridge": [
         "Agent",
         "AgentBase",
+        "BatchRun",
         "BranchCancelled",
         "BranchDelta",
         "Budget",
@@ -47,6 +48,7 @@ SURFACE: dict[str, list[str]] = {
         "from_prev",
         "from_start",
         "from_step",
+        "read_checkpoint",
     ],
     "lazybridge.testing": [
         "Cassette",
