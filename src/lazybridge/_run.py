@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.to_thread
 
 from . import events
 from ._cancellation import is_stray_cancellation

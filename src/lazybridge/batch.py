@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
+import anyio.to_thread
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
