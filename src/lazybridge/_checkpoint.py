@@ -120,7 +120,7 @@ class CheckpointWriter:
     async def put(self, index: int, key: str, envelope: Envelope) -> None:
         """Queue a finished task; waits for room in a worker thread when the queue is full."""
         if self._failure is not None:
-            raise self._failure
+            return  # the writer has failed: close() reports it; the batch itself goes on
         item = (index, key, envelope)
         try:
             self._queue.put_nowait(item)

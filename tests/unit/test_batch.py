@@ -256,3 +256,15 @@ def test_progress_is_a_rich_bar_on_a_terminal() -> None:
     progress.close()
     text = out.getvalue()
     assert "4/4" in text and "0 failed" in text
+
+
+async def test_a_checkpoint_that_cannot_be_written_is_reported_when_the_batch_closes(tmp_path: Path) -> None:
+    path = tmp_path / "batch.sqlite"
+    got = []
+    with pytest.raises(sqlite3.OperationalError):
+        async with MockAgent("ok").run_batch([f"t{i}" for i in range(20)], concurrency=2, checkpoint=path) as results:
+            with sqlite3.connect(path) as conn:
+                conn.execute("DROP TABLE results")  # every later write fails
+            async for index, _ in results:
+                got.append(index)
+    assert sorted(got) == list(range(20))  # the batch itself ran to the end
