@@ -24,6 +24,7 @@ from .errors import (
     StructuredOutputError,
 )
 from .events import Event
+from .map import MapAgent
 from .memory import Memory
 from .parallel import ParallelAgent
 from .race import RaceAgent
@@ -49,6 +50,7 @@ __all__ = [
     "Event",
     "LLMEngine",
     "LazyBridgeError",
+    "MapAgent",
     "MaxIterationsExceeded",
     "MaxTurnsExceeded",
     "Memory",

@@ -74,6 +74,8 @@ CASES: list[Any] = [
     pytest.param(lambda: MockAgent().run_batch(["a"], checkpoint=3), TypeError, "checkpoint",
                  id="run_batch-checkpoint-type"),
     pytest.param(lambda: MockAgent().batch(["a"], budget=1.0), ConfigurationError, "budget", id="batch-budget-type"),
+    pytest.param(lambda: Agent.map(MockAgent(), concurrency=0), ConfigurationError, "concurrency", id="map-concurrency"),
+    pytest.param(lambda: Agent.map("agent"), TypeError, "agent", id="map-agent-type"),
     pytest.param(lambda: Budget(max_cost_usd=-1), ConfigurationError, "max_cost_usd", id="Budget-cost-negative"),
     pytest.param(lambda: Budget(max_cost_usd=nan), ConfigurationError, "max_cost_usd", id="Budget-cost-nan"),
     pytest.param(lambda: Budget(max_cost_usd="1"), ConfigurationError, "max_cost_usd", id="Budget-cost-str"),

@@ -30,6 +30,7 @@ SURFACE: dict[str, list[str]] = {
         "Event",
         "LLMEngine",
         "LazyBridgeError",
+        "MapAgent",
         "MaxIterationsExceeded",
         "MaxTurnsExceeded",
         "Memory",
