@@ -2,9 +2,11 @@
 
 from typing import TYPE_CHECKING, Any
 
+from ._checkpoint import read_checkpoint
 from ._parallel_stream import BranchDelta
 from ._resources import aclose
 from .agent import Agent, AgentBase
+from .batch import BatchRun
 from .budget import Budget
 from .engines.plan import Plan, Step
 from .engines.sentinels import from_parallel, from_parallel_all, from_prev, from_start, from_step
@@ -22,6 +24,7 @@ from .errors import (
     StructuredOutputError,
 )
 from .events import Event
+from .map import MapAgent
 from .memory import Memory
 from .parallel import ParallelAgent
 from .race import RaceAgent
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentBase",
+    "BatchRun",
     "BranchCancelled",
     "BranchDelta",
     "Budget",
@@ -46,6 +50,7 @@ __all__ = [
     "Event",
     "LLMEngine",
     "LazyBridgeError",
+    "MapAgent",
     "MaxIterationsExceeded",
     "MaxTurnsExceeded",
     "Memory",
@@ -64,6 +69,7 @@ __all__ = [
     "from_prev",
     "from_start",
     "from_step",
+    "read_checkpoint",
 ]
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from . import events
 from ._cli import _seconds, add_parallel_parser, run_parallel
+from ._cli_batch import add_batch_parser, run_batch_command
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -176,6 +177,8 @@ commands:
              provider server on loopback (no key, no network)
   parallel   ask several models the same question concurrently; --fake answers
              from a fake provider server instead of the real APIs
+  batch      run every task of a JSONL file through one or more models, with
+             a concurrency bound, progress, --resume and --budget-usd
 
   "lazybridge COMMAND --help" describes a command's options.
 
@@ -183,6 +186,7 @@ exit codes:
   0  success (every branch answered)
   1  the run failed (some branch or stage returned an error)
   2  usage error: unknown command, flag or model, or a bad flag value
+  130  interrupted (batch: every finished result is written first)
 """
 
 
@@ -219,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency", type=_seconds, default=0.3, metavar="S", help="fake server seconds per answer (default 0.3)"
     )
     add_parallel_parser(commands)
+    add_batch_parser(commands)
     return parser
 
 
@@ -230,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo(fake=args.fake, latency=args.latency)
     if args.command == "parallel":
         return run_parallel(args)
+    if args.command == "batch":
+        return run_batch_command(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -13,13 +13,16 @@ imports none of them.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.to_thread
 
 from . import events
 from ._cancellation import is_stray_cancellation
+from ._checkpoint import read_checkpoint
 from ._checks import check_name, check_timeout
 from ._deadlines import StepDeadline
 from ._halt import Halt
@@ -27,6 +30,7 @@ from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadat
 from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
 from ._trace import TracePrinter
+from .batch import DEFAULT_CONCURRENCY, BatchRun, Tasks, check_batch_arguments
 from .budget import Budget, check_budget
 from .envelope import Envelope
 from .errors import ConfigurationError
@@ -50,6 +54,21 @@ def check_agents(agents: Sequence[object], what: str) -> tuple[AgentBase, ...]:
                 f"not {type(agent).__name__} {agent!r:.60}"
             )
     return tuple(agents)  # type: ignore[arg-type]
+
+
+async def _collect(run: BatchRun, checkpoint: str | os.PathLike[str] | None) -> list[Envelope]:
+    found: dict[int, Envelope] = {}
+    async with run as results:
+        async for index, envelope in results:
+            found[index] = envelope
+    if run.skipped and checkpoint is not None:
+        stored = await anyio.to_thread.run_sync(_read_missing, checkpoint, found, run.count)
+        found.update(stored)
+    return [found[index] for index in range(run.count)]
+
+
+def _read_missing(path: str | os.PathLike[str], found: dict[int, Envelope], count: int) -> dict[int, Envelope]:
+    return {index: env for index, env in read_checkpoint(path) if index < count and index not in found}
 
 
 class AgentBase:
@@ -281,6 +300,90 @@ class AgentBase:
         cancellation propagates.  See :class:`~lazybridge._stream.AgentStream`.
         """
         return AgentStream(self, task, context)
+
+    def run_batch(
+        self,
+        tasks: Tasks,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        ordered: bool = False,
+        window: int | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        budget: Budget | None = None,
+        progress: bool = False,
+        retry_failed: bool = True,
+    ) -> BatchRun:
+        """Run the agent on every task of ``tasks``, yielding ``(index, envelope)`` as each finishes.
+
+        ::
+
+            async with agent.run_batch(tickets, concurrency=64) as results:
+                async for index, env in results:
+                    print(index, env.ok, env.text())
+
+        Args:
+            tasks: an iterable or async iterable of tasks (str or Envelope),
+                pulled lazily, one more each time a slot frees: a generator
+                over a file of any size runs in flat memory.
+            concurrency: the most tasks in flight at once.
+            ordered: yield in input order instead of as completed.
+            window: with ``ordered=True``, how far ahead of the oldest
+                unfinished task new tasks may start (default
+                ``2 * concurrency``); a slow task holds back at most this
+                many results.
+            checkpoint: a SQLite file where each finished envelope is stored
+                under its index and a hash of its task, written from a
+                thread (never blocking the event loop).  Running the batch
+                again with the same file skips the tasks stored there and
+                yields only the others; read everything back with
+                :func:`lazybridge.read_checkpoint`.
+            budget: one :class:`~lazybridge.Budget` for the whole batch, an
+                account shared by every task (on top of the agent's own
+                ``budget=``, which applies to each task's run).  Once it is
+                spent the remaining tasks come back as
+                ``BudgetExceededError`` envelopes without sending anything.
+            progress: show done / failed / in flight, cost, throughput and
+                ETA on stderr (a live bar with the ``progress`` extra on a
+                terminal, log lines otherwise).
+            retry_failed: on a re-run from a checkpoint, run again the tasks
+                whose stored envelope is an error (``False``: skip them too).
+
+        Errors: bad arguments raise at once, naming the argument.  A task's
+        failure is its error envelope in its place, and never stops the batch.
+
+        Cancellation: leaving the block early or cancelling the caller
+        cancels the tasks in flight and waits for them; whatever finished is
+        in the checkpoint first.  See :class:`~lazybridge.BatchRun`.
+        """
+        size, span, path, shared = check_batch_arguments(tasks, concurrency, ordered, window, checkpoint, budget)
+        return BatchRun(
+            self, tasks, concurrency=size, ordered=bool(ordered), window=span, checkpoint=path,
+            budget=shared, progress=bool(progress), retry_failed=bool(retry_failed),
+        )
+
+    def batch(
+        self,
+        tasks: Tasks,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        checkpoint: str | os.PathLike[str] | None = None,
+        budget: Budget | None = None,
+        progress: bool = False,
+        retry_failed: bool = True,
+    ) -> list[Envelope]:
+        """Synchronous batch: every task's envelope, in input order (a list the size of the input).
+
+        The arguments are :meth:`run_batch`'s.  Tasks skipped because the
+        ``checkpoint`` had them are read back from it, so the list is always
+        complete.  Ctrl-C cancels the tasks in flight, keeps what finished in
+        the checkpoint, and raises ``KeyboardInterrupt``.  For inputs too
+        large to hold every result, iterate :meth:`run_batch` instead.
+        """
+        run = self.run_batch(
+            tasks, concurrency=concurrency, ordered=False, checkpoint=checkpoint, budget=budget,
+            progress=progress, retry_failed=retry_failed,
+        )
+        return run_sync(_collect, run, checkpoint)
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
         """This agent as a :class:`~lazybridge.tools.Tool` with one parameter, ``task``.

@@ -24,6 +24,7 @@ from .engines.chain import chain_plan
 from .envelope import Envelope
 from .errors import ConfigurationError
 from .events import RunContext
+from .map import MapAgent
 from .parallel import ParallelAgent
 from .race import RaceAgent
 
@@ -213,6 +214,26 @@ class Agent(AgentBase):
             session=session,
             verbose=verbose,
             budget=budget,
+        )
+
+    @staticmethod
+    def map(
+        agent: AgentBase,
+        *,
+        concurrency: int = 16,
+        name: str = "map",
+        description: str | None = None,
+        session: Session | None = None,
+        verbose: bool = False,
+        budget: Budget | None = None,
+    ) -> MapAgent:
+        """Run ``agent`` once per item of the list its task holds (a chain stage or Plan step after a list).
+
+        See :class:`~lazybridge.map.MapAgent`.
+        """
+        return MapAgent(
+            agent, concurrency=concurrency, name=name, description=description, session=session,
+            verbose=verbose, budget=budget,
         )
 
     @staticmethod

@@ -17,6 +17,7 @@ SURFACE: dict[str, list[str]] = {
     "lazybridge": [
         "Agent",
         "AgentBase",
+        "BatchRun",
         "BranchCancelled",
         "BranchDelta",
         "Budget",
@@ -29,6 +30,7 @@ SURFACE: dict[str, list[str]] = {
         "Event",
         "LLMEngine",
         "LazyBridgeError",
+        "MapAgent",
         "MaxIterationsExceeded",
         "MaxTurnsExceeded",
         "Memory",
@@ -47,6 +49,7 @@ SURFACE: dict[str, list[str]] = {
         "from_prev",
         "from_start",
         "from_step",
+        "read_checkpoint",
     ],
     "lazybridge.testing": [
         "Cassette",
