@@ -66,6 +66,13 @@ class FanOutPolicy:
         branch, which watches the halt itself while it runs.
         """
         halt = self.halt
+        if halt.stopped:
+            # Decided before this branch even began (a racer won in the first
+            # round): no scope to open and cancel -- anyio's cancel() formats the
+            # current task's repr, which a thousand losers feel.
+            env = stopped(halt.error(self.labels[index]))
+            self.observe(index, env)
+            return env
         acquired = False
         with anyio.CancelScope() as waiting:
             halt.watch(waiting)
