@@ -24,6 +24,7 @@ from .errors import (
 from .events import Event
 from .memory import Memory
 from .parallel import ParallelAgent
+from .providers._ratelimit import RateLimit
 from .race import RaceAgent
 from .session import Session
 from .tools import Tool
@@ -54,6 +55,7 @@ __all__ = [
     "PlanCompileError",
     "ProviderError",
     "RaceAgent",
+    "RateLimit",
     "Session",
     "Step",
     "StructuredOutputError",

@@ -8,6 +8,7 @@ import pytest
 import stamina
 
 import lazybridge
+from lazybridge.providers._ratelimit import reset_accounts
 from lazybridge.testing import FakeProvider
 
 
@@ -15,6 +16,7 @@ from lazybridge.testing import FakeProvider
 def fake(shared_fake_provider: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
     """The session's fake provider, emptied of earlier scripts and records; retries do not wait."""
     shared_fake_provider[0].reset()
+    reset_accounts()  # the tests share one server, so one rate-limit account per key
     with stamina.set_testing(True, attempts=10, cap=True):
         yield shared_fake_provider[0]
 

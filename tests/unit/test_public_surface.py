@@ -37,6 +37,7 @@ SURFACE: dict[str, list[str]] = {
         "PlanCompileError",
         "ProviderError",
         "RaceAgent",
+        "RateLimit",
         "Session",
         "Step",
         "StructuredOutputError",
