@@ -64,6 +64,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -526,6 +527,7 @@ async def _complete_once(
     endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request, turns: _Turns
 ) -> ModelResponse:
     permit = await turns.next()
+    permit.sent = time.time()
     try:
         response = await client.send(request)
     except httpx.TransportError as exc:
@@ -610,6 +612,7 @@ async def _open_once(
     endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request, turns: _Turns
 ) -> httpx.Response:
     permit = await turns.next()
+    permit.sent = time.time()
     try:
         response = await client.send(request, stream=True)
     except httpx.TransportError as exc:

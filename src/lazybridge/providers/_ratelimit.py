@@ -17,16 +17,18 @@ Pacing
 
 Where the limits come from
     *Configured* (``LLMEngine(rate_limit=RateLimit(...))``): paced at that
-    rate from the first request, with a burst of a tenth of a minute's
-    allowance.  Several engines configuring one account: the tightest wins.
+    rate from the first request, with a burst of half a second's allowance.  Several engines configuring one account: the tightest wins.
     *Learned*: while nothing is configured and no answer came back yet,
     requests start :data:`SLOW_START_BURST` at once, then at most
     :data:`SLOW_START` a second (the first answer
     usually names the limits, and a long generation does not hold everybody
-    up); the
-    rate-limit headers of every answer (OpenAI ``x-ratelimit-*``, Anthropic
-    ``anthropic-ratelimit-*``) then set the pace, at 90% of the limit they
-    name.  An account whose answers carry no such headers is not paced.
+    up); the rate-limit headers of every answer (OpenAI ``x-ratelimit-*``,
+    Anthropic ``anthropic-ratelimit-*``) then set the pace, at 90% of the
+    rate they show.  The headers name a limit, what remains and when the
+    bucket is full again, not the window: the rate is read as a lower bound
+    from ``(limit - remaining - 1) / reset``, or as the limit per minute (the
+    documented window) while the bucket is nearly full; the highest reading
+    is kept, and a much higher one replans the queue.  An account whose answers carry no such headers is not paced.
     Both: the tighter of the two applies.
 
 Pauses
@@ -69,8 +71,12 @@ SLOW_START = 20.0
 SLOW_START_BURST = 5.0
 #: How often a request waiting during slow start looks whether the limits became known.
 SLOW_START_POLL = 0.05
-#: The burst a configured limit allows, as a share of one minute's allowance.
-BURST_SHARE = 0.1
+#: The burst a configured limit allows, in seconds of its rate.
+BURST_SECONDS = 0.5
+#: A learned rate this much higher than the one the queue was planned at replans the queue.
+REPLAN_GROWTH = 1.25
+#: Longest single sleep of a waiter whose limits are known: how soon it sees a replan.
+KNOWN_POLL = 0.25
 
 
 def _positive(value: float | None, name: str) -> float | None:
@@ -139,6 +145,9 @@ class Permit:
     request_seconds: float = 0.0
     token_seconds: float = 0.0
     generation: int = 0
+    #: Wall-clock time the request was sent (set by the sender): the earliest an
+    #: answer's reset time can have been written.
+    sent: float = 0.0
 
 
 class Account:
@@ -199,12 +208,15 @@ class Account:
             (self.requests, conf.requests_per_minute, self.learned[0]),
             (self.tokens, conf.tokens_per_minute, self.learned[1]),
         ):
-            rate = _tighter(None if per_minute is None else per_minute / 60.0, learned)
+            rate = _tighter(
+                None if per_minute is None else per_minute / 60.0,
+                None if learned is None else learned * LEARNED_SHARE,
+            )
             schedule.rate = rate
             if rate is not None:
                 # Configured: a tenth of a minute's allowance at once; learned: no burst
                 # (the provider's bucket may already be partly spent by someone else).
-                schedule.burst = max(1.0, (per_minute or 0.0) * BURST_SHARE) if learned is None else 1.0
+                schedule.burst = max(1.0, rate * BURST_SECONDS) if learned is None else 1.0
         if not self.known:
             self.requests.rate, self.requests.burst = SLOW_START, SLOW_START_BURST
 
@@ -271,7 +283,7 @@ class Account:
                                 self._give_back(permit)
                                 return True
                             return False
-                        piece = at - now if self.known else min(at - now, SLOW_START_POLL)
+                        piece = min(at - now, KNOWN_POLL if self.known else SLOW_START_POLL)
                     await anyio.sleep(piece)
         except BaseException:
             if permit is not None:
@@ -295,14 +307,16 @@ class Account:
         """
         with self._lock:
             if headers is not None:
-                learned = _learn(headers, time.time())
-                if learned != (None, None):
-                    self.learned = (
-                        learned[0] if learned[0] is not None else self.learned[0],
-                        learned[1] if learned[1] is not None else self.learned[1],
-                    )
-                if not self.known:
-                    self._replan()  # even without headers: there is nothing more to wait for
+                # An absolute reset time (Anthropic) was written between the send and now:
+                # measured from the send, the reset is never underestimated.
+                learned = _learn(headers, permit.sent or time.time())
+                # Each reading is a lower bound of the provider's rate: keep the highest.
+                old = self.learned
+                self.learned = (_higher(old[0], learned[0]), _higher(old[1], learned[1]))
+                if not self.known or _grew(old[0], self.learned[0]) or _grew(old[1], self.learned[1]):
+                    # The waiters' places were planned at a slower pace (or the slow start):
+                    # they queue again.  Also without headers: there is nothing to wait for.
+                    self._replan()
                 self._apply()
             if (
                 used_tokens is not None
@@ -326,6 +340,18 @@ class Account:
                 for schedule in (self.requests, self.tokens):
                     if schedule.rate is not None:
                         schedule.tat = max(schedule.tat, until)
+
+
+def _higher(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _grew(old: float | None, new: float | None) -> bool:
+    return old is not None and new is not None and new > old * REPLAN_GROWTH
 
 
 def _tighter(a: float | None, b: float | None) -> float | None:
@@ -360,11 +386,12 @@ def _seconds(raw: str, now: float) -> float | None:
 
 
 def _rate(headers: Mapping[str, str], limit: str, remaining: str, reset: str, now: float) -> float | None:
-    """Units per second a limit allows, from its ``limit``/``remaining``/``reset`` headers.
+    """A lower bound of the units per second a limit allows, from its ``limit``/``remaining``/``reset`` headers.
 
     The headers do not say the window.  ``reset`` is when the bucket is full
-    again, so the refill rate is ``(limit - remaining) / reset``; with a full
-    bucket that cannot be told and the window is the documented minute.
+    again, so the refill rate is about ``(limit - remaining) / reset``; when
+    the bucket is (nearly) full that cannot be told and the window is taken
+    to be the documented minute.
     """
     try:
         cap = float(headers[limit])
@@ -377,11 +404,12 @@ def _rate(headers: Mapping[str, str], limit: str, remaining: str, reset: str, no
     except ValueError:
         left = cap
     wait = _seconds(headers.get(reset, ""), now)
-    if wait and wait > 0 and 0 <= left < cap:
-        rate = (cap - left) / wait
-    else:
-        rate = cap / 60.0
-    return rate * LEARNED_SHARE
+    deficit = cap - left
+    if wait and wait > 0 and deficit >= 2:
+        # ``remaining`` is rounded down, so the true deficit is above deficit - 1:
+        # that is a lower bound of the refill rate.
+        return (deficit - 1) / wait
+    return cap / 60.0  # the documented window: a minute
 
 
 def _learn(headers: Mapping[str, str], now: float) -> tuple[float | None, float | None]:
