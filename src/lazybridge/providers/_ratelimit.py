@@ -17,7 +17,8 @@ Pacing
 
 Where the limits come from
     *Configured* (``LLMEngine(rate_limit=RateLimit(...))``): paced at that
-    rate from the first request, with a burst of half a second's allowance.  Several engines configuring one account: the tightest wins.
+    rate from the first request, with a burst of a tenth of a second's
+    allowance.  Several engines configuring one account: the tightest wins.
     *Learned*: while nothing is configured and no answer came back yet,
     requests start :data:`SLOW_START_BURST` at once, then at most
     :data:`SLOW_START` a second (the first answer
@@ -72,7 +73,7 @@ SLOW_START_BURST = 5.0
 #: How often a request waiting during slow start looks whether the limits became known.
 SLOW_START_POLL = 0.05
 #: The burst a configured limit allows, in seconds of its rate.
-BURST_SECONDS = 0.5
+BURST_SECONDS = 0.1
 #: A learned rate this much higher than the one the queue was planned at replans the queue.
 REPLAN_GROWTH = 1.25
 #: Longest single sleep of a waiter whose limits are known: how soon it sees a replan.
@@ -166,6 +167,8 @@ class Account:
         #: before are made again.
         self.generation = 0
         self.paused_until = -math.inf
+        #: When the latest pause began (``time.monotonic()``).
+        self.paused_since = -math.inf
         #: Requests waiting for their turn right now (all loops).
         self.waiting = 0
         #: Times the account was paused by a 429/529 (a pause extended while on counts once).
@@ -335,6 +338,7 @@ class Account:
             if until > self.paused_until:
                 if self.paused_until < now:
                     self.pauses += 1
+                    self.paused_since = now
                 self.paused_until = until
                 # The schedules restart after the pause: nobody goes back in a burst.
                 for schedule in (self.requests, self.tokens):
