@@ -286,7 +286,10 @@ class Account:
                                 self._give_back(permit)
                                 return True
                             return False
-                        piece = min(at - now, KNOWN_POLL if self.known else SLOW_START_POLL)
+                        if self.configured.requests_per_minute is not None:
+                            piece = at - now  # a configured pace never grows: no replan to watch for
+                        else:
+                            piece = min(at - now, KNOWN_POLL if self.known else SLOW_START_POLL)
                     await anyio.sleep(piece)
         except BaseException:
             if permit is not None:
