@@ -22,6 +22,16 @@ the fan-out columns measure the run alone.  Each cell is the median of ``--repea
 
     python benchmarks/providers.py                 # the full table
     python benchmarks/providers.py --n 1000 --repeat 1 --latency 0.1
+
+``--rate-limited`` runs instead the rate-limited rows: N = 1000 branches
+(``--n``) against a fake account of ``--rate`` requests a second (a token
+bucket holding one second, the real ``x-ratelimit-*``/``anthropic-ratelimit-*``
+headers, 429 with ``retry-after`` when empty), 100 ms latency, with the limit
+configured (``RateLimit(requests_per_minute=60 * rate)``) and learned from
+the headers only.  It reports wall time against the ideal N / rate, errors
+and the 429s the server sent::
+
+    python benchmarks/providers.py --rate-limited --rate 200
 """
 
 from __future__ import annotations
@@ -50,9 +60,13 @@ SSL_CONTEXT: Any = None
 # -- the server process ----------------------------------------------------------------
 
 
-def serve() -> None:
-    """Run the fake provider until stdin closes; print the base URL first."""
-    from lazybridge.testing import FakeProvider, Reply, serve_fake_provider
+def serve(rate: int = 0) -> None:
+    """Run the fake provider until stdin closes; print the base URL first.
+
+    With ``rate``, every key is held to ``rate`` requests a second, and each
+    stdin line is answered with the number of 429s sent since the last one.
+    """
+    from lazybridge.testing import FakeProvider, FakeRateLimit, Reply, serve_fake_provider
 
     answer = "Agent frameworks fall into three camps: graph-based, role-based and loop-based."
 
@@ -60,23 +74,31 @@ def serve() -> None:
         delay = 0.1 if request.path.startswith("/lat100/") else 0.0
         return Reply(text=answer, delay=delay, input_tokens=24, output_tokens=16)
 
-    fake = FakeProvider(respond=respond)
+    limit = FakeRateLimit(requests=rate, window=1.0) if rate else None
+    fake = FakeProvider(respond=respond, rate_limit=limit)
     with serve_fake_provider(fake) as base_url:
         print(base_url, flush=True)
         for _ in sys.stdin:  # one line per finished run: forget its recorded requests
+            if rate:
+                print(fake.rate_limited, flush=True)
             fake.reset()
             fake.respond = respond
+            fake.rate_limit = limit
 
 
 # -- one measurement (in a fresh client process) ----------------------------------------
 
 
-def build_panel(base_url: str, n: int) -> Any:
+def build_panel(base_url: str, n: int, rate_limit: Any = None) -> Any:
     from lazybridge import Agent
     from lazybridge.engines.llm import LLMEngine
 
     agents = [
-        Agent(engine=LLMEngine(MODEL, base_url=base_url, api_key="bench-key"), name=f"a{i}") for i in range(n)
+        Agent(
+            engine=LLMEngine(MODEL, base_url=base_url, api_key="bench-key", rate_limit=rate_limit, max_retries=10),
+            name=f"a{i}",
+        )
+        for i in range(n)
     ]
     return Agent.parallel(*agents)
 
@@ -135,7 +157,7 @@ def measure(mode: str, backend: str, base_url: str, n: int) -> dict[str, Any]:
 
     async def main(count: int, panel: Any) -> int:
         try:
-            if mode == "lazybridge":
+            if mode.startswith("lazybridge"):
                 return await run_lazybridge(panel)
             return await run_raw(base_url, count, bounded=mode == "httpx")
         finally:
@@ -145,10 +167,13 @@ def measure(mode: str, backend: str, base_url: str, n: int) -> dict[str, Any]:
     import httpx
 
     SSL_CONTEXT = httpx.create_ssl_context()
-    warm = build_panel(base_url, 10) if mode == "lazybridge" else None
-    anyio.run(main, 10, warm, backend=backend)  # warm up: imports, price table, SSL context
+    rate_limit = None
+    if mode.startswith("lazybridge-configured-"):
+        rate_limit = lazybridge.RateLimit(requests_per_minute=60 * int(mode.rsplit("-", 1)[1]))
+    if mode == "lazybridge":  # warm up: imports, price table, SSL context (not against a rate-limited account)
+        anyio.run(main, 10, build_panel(base_url, 10), backend=backend)
     build0 = time.process_time()
-    panel = build_panel(base_url, n) if mode == "lazybridge" else None
+    panel = build_panel(base_url, n, rate_limit) if mode.startswith("lazybridge") else None
     build_ms = (time.process_time() - build0) * 1000 / n
     cpu0, wall0 = time.process_time(), time.perf_counter()
     errors = anyio.run(main, n, panel, backend=backend)
@@ -161,6 +186,43 @@ def measure(mode: str, backend: str, base_url: str, n: int) -> dict[str, Any]:
         "errors": errors,
         "build_ms": build_ms,
     }
+
+
+# -- the rate-limited rows ----------------------------------------------------------------
+
+
+def rate_limited(backends: list[str], ns: list[int], rate: int) -> None:
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--serve-rate", str(rate)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        root = server.stdout.readline().strip() + "/lat100"
+        print(f"fake account: {rate} requests/s (bucket of 1 s), 100 ms latency; {os.cpu_count()} CPUs")
+        header = f"{'backend':8} {'N':>5} {'limit':10} {'wall s':>7} {'ideal s':>7} {'wall/ideal':>10} {'errors':>6} {'429s':>5}"
+        print(header)
+        print("-" * len(header))
+        for backend in backends:
+            for n in ns:
+                for how in ("configured", "learned"):
+                    mode = f"lazybridge-configured-{rate}" if how == "configured" else "lazybridge-learned"
+                    cell = one_run(mode, backend, root, n)
+                    server.stdin.write("count\n")
+                    server.stdin.flush()
+                    throttled = int(server.stdout.readline())
+                    ideal = n / rate
+                    print(
+                        f"{backend:8} {n:5d} {how:10} {cell['wall_s']:7.3f} {ideal:7.3f} "
+                        f"{cell['wall_s'] / ideal:10.2f} {cell['errors']:6d} {throttled:5d}",
+                        flush=True,
+                    )
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        server.wait(timeout=30)
 
 
 # -- the driver ----------------------------------------------------------------------------
@@ -186,9 +248,15 @@ def main() -> None:
     parser.add_argument("--backend", nargs="*", default=["asyncio", "trio"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--naive", action="store_true", help="also run httpx without a limiter (once)")
+    parser.add_argument("--rate-limited", action="store_true", help="run the rate-limited rows instead")
+    parser.add_argument("--rate", type=int, default=200, help="the fake account's requests per second")
+    parser.add_argument("--serve-rate", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve()
+        serve(args.serve_rate)
+        return
+    if args.rate_limited:
+        rate_limited(args.backend, args.n if args.n != [10, 100, 1000] else [1000], args.rate)
         return
     if args.measure:
         mode, backend, url, n = args.measure

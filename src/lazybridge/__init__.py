@@ -27,6 +27,7 @@ from .events import Event
 from .map import MapAgent
 from .memory import Memory
 from .parallel import ParallelAgent
+from .providers._ratelimit import RateLimit
 from .race import RaceAgent
 from .session import Session
 from .tools import Tool
@@ -59,6 +60,7 @@ __all__ = [
     "PlanCompileError",
     "ProviderError",
     "RaceAgent",
+    "RateLimit",
     "Session",
     "Step",
     "StructuredOutputError",

@@ -8,13 +8,14 @@ import pytest
 import stamina
 
 import lazybridge
-from lazybridge.testing import FakeProvider
+from lazybridge.testing import FakeProvider, reset_rate_limits
 
 
 @pytest.fixture
 def fake(shared_fake_provider: tuple[FakeProvider, str]) -> Iterator[FakeProvider]:
     """The session's fake provider, emptied of earlier scripts and records; retries do not wait."""
     shared_fake_provider[0].reset()
+    reset_rate_limits()  # the tests share one server, so one rate-limit account per key
     with stamina.set_testing(True, attempts=10, cap=True):
         yield shared_fake_provider[0]
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lazybridge import Agent, Budget, LLMEngine, Memory, ParallelAgent, Plan, Session, Step, Tool
+from lazybridge import Agent, Budget, LLMEngine, Memory, ParallelAgent, Plan, RateLimit, Session, Step, Tool
 from lazybridge.errors import ConfigurationError, PlanCompileError
 from lazybridge.session import JsonlExporter
 from lazybridge.testing import FakeProvider, MockAgent, Reply, ScriptedEngine
@@ -77,6 +77,16 @@ CASES: list[Any] = [
     pytest.param(lambda: Agent.map(MockAgent(), concurrency=0), ConfigurationError, "concurrency", id="map-concurrency"),
     pytest.param(lambda: Agent.map("agent"), TypeError, "agent", id="map-agent-type"),
     pytest.param(lambda: Budget(max_cost_usd=-1), ConfigurationError, "max_cost_usd", id="Budget-cost-negative"),
+    pytest.param(
+        lambda: RateLimit(requests_per_minute=0), ConfigurationError, "requests_per_minute", id="RateLimit-rpm-zero"
+    ),
+    pytest.param(
+        lambda: RateLimit(tokens_per_minute=inf), ConfigurationError, "tokens_per_minute", id="RateLimit-tpm-inf"
+    ),
+    pytest.param(
+        lambda: RateLimit(requests_per_minute="60"), ConfigurationError, "requests_per_minute", id="RateLimit-rpm-str"
+    ),
+    pytest.param(lambda: llm(rate_limit=60), ConfigurationError, "rate_limit", id="LLMEngine-rate-limit-type"),
     pytest.param(lambda: Budget(max_cost_usd=nan), ConfigurationError, "max_cost_usd", id="Budget-cost-nan"),
     pytest.param(lambda: Budget(max_cost_usd="1"), ConfigurationError, "max_cost_usd", id="Budget-cost-str"),
     pytest.param(lambda: Budget(max_tokens=-1), ConfigurationError, "max_tokens", id="Budget-tokens-negative"),

@@ -31,6 +31,7 @@ from ..events import RunContext
 from ..messages import Message, ModelRequest, OutputSchema, ToolChoice, ToolSpec
 from ..providers import _http, pricing, registry
 from ..providers._http import Endpoint
+from ..providers._ratelimit import RateLimit
 from ..providers.base import ModelClient
 from ..providers.client import HTTPModelClient
 from ._loop import LLMSetup, LLMStream, LoopSettings, prepare_setup, run_loop
@@ -98,6 +99,11 @@ class LLMEngine:
             pool; you own it (LazyBridge never closes it).
         limits: the ``httpx.Limits`` of the shared pool for this base URL
             (default 100 connections, 20 kept alive).
+        rate_limit: a :class:`~lazybridge.RateLimit` the provider account (this
+            base URL and API key) is paced to, shared by every engine of the
+            process that uses the account; without one the pace is learned
+            from the provider's rate-limit headers.  See "Rate limits and
+            throughput" in the docs.
         max_turns: the most model calls of one run (default 10).  When the
             model still calls tools in the last one, the run returns a
             ``MaxTurnsExceeded`` envelope.
@@ -149,12 +155,13 @@ class LLMEngine:
         max_output_retries: int = 2,
         output_mode: str = "auto",
         anthropic_version: str | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         if isinstance(model, ModelClient) and not isinstance(model, str):
             _refuse_connection_arguments(
                 base_url=base_url, api_key=api_key, timeout=timeout, stall_timeout=stall_timeout,
                 max_retries=None if max_retries == 2 else max_retries, http_client=http_client,
-                limits=limits, anthropic_version=anthropic_version,
+                limits=limits, anthropic_version=anthropic_version, rate_limit=rate_limit,
             )
             route = None
         else:
@@ -190,6 +197,10 @@ class LLMEngine:
             )
         check_limits(limits, "limits")
         check_api_key(api_key, "api_key")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"rate_limit must be a lazybridge.RateLimit or None, not {type(rate_limit).__name__}"
+            )
         self.system = system
         self.temperature = None if temperature is None else float(temperature)
         self.max_tokens = max_tokens
@@ -211,6 +222,7 @@ class LLMEngine:
                 "max_retries": max_retries,
                 "limits": limits or _http.DEFAULT_LIMITS,
                 "http_client": http_client,
+                "rate_limit": rate_limit,
             }
             self.client = HTTPModelClient(route, wire, api_key, settings)
 

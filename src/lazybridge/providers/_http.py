@@ -64,6 +64,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -77,10 +78,12 @@ from anyio.lowlevel import RunVar
 from .._deadlines import deadlines_paused
 from .._resources import on_loop_close
 from .._secrets import Secret
+from ..budget import estimate_input_tokens
 from ..errors import MalformedResponseError, ProviderError
 from ..messages import ModelRequest, ModelResponse
 from ._errormap import retry_delay, scrubbed, status_error, transport_error
 from ._eventstream import CLOSE_TIMEOUT, EventStream, _close_response
+from ._ratelimit import Account, Permit, RateLimit, account
 from ._shape import malformed, obj, restate
 from .base import OnRetry, RetryNotice, WireFormat
 
@@ -231,6 +234,9 @@ class Endpoint:
     max_retries: int = 2
     limits: httpx.Limits = attrs.field(default=DEFAULT_LIMITS, repr=False)
     http_client: httpx.AsyncClient | None = attrs.field(default=None, repr=False)
+    rate_limit: RateLimit | None = attrs.field(default=None, repr=False)
+    #: The provider account's shared rate limiter (see :mod:`._ratelimit`).
+    account: Account = attrs.field(init=False, repr=False)
     _headers: dict[str, str] = attrs.field(init=False, repr=False)
     _timeouts: tuple[httpx.Timeout, httpx.Timeout] = attrs.field(init=False, repr=False)
     _pool_key: tuple[Any, ...] = attrs.field(init=False, repr=False)
@@ -242,6 +248,8 @@ class Endpoint:
             headers.update(self.wire.auth_headers(self.api_key.reveal()))
         object.__setattr__(self, "_headers", headers)
         object.__setattr__(self, "_pool_key", _pool_key(self.base_url, self.limits))
+        digest = hashlib.sha256(self.api_key.reveal().encode()).digest() if self.api_key is not None else None
+        object.__setattr__(self, "account", account(self._pool_key[0], digest, self.rate_limit))
         stall = self.timeout if self.stall_timeout is None else self.stall_timeout
         object.__setattr__(
             self,
@@ -300,21 +308,31 @@ def shared_endpoint(
     max_retries: int = 2,
     limits: httpx.Limits = DEFAULT_LIMITS,
     http_client: httpx.AsyncClient | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> Endpoint:
     """An :class:`Endpoint`, shared by every engine configured the same way.
 
     A fan-out of a thousand agents on one model then holds one endpoint (its
     headers, timeouts and parsed URLs) instead of a thousand copies.  Keyed
-    by a digest of the key, never the key itself.
+    by a digest of the key, never the key itself.  Endpoints of one origin
+    and key share one rate-limit :class:`~._ratelimit.Account` whatever
+    their other settings.
     """
     secret = Secret(api_key) if api_key else None
     if http_client is not None:
-        return Endpoint(provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits, http_client)
+        return Endpoint(
+            provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits, http_client, rate_limit
+        )
     digest = hashlib.sha256(api_key.encode()).digest() if api_key else None
-    key = (provider, wire, base_url, digest, timeout, stall_timeout, max_retries, _pool_key(base_url, limits)[1:])
+    key = (
+        provider, wire, base_url, digest, timeout, stall_timeout, max_retries, _pool_key(base_url, limits)[1:],
+        rate_limit,
+    )
     endpoint = _shared.get(key)
     if endpoint is None:
-        endpoint = Endpoint(provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits)
+        endpoint = Endpoint(
+            provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits, rate_limit=rate_limit
+        )
         _shared[key] = endpoint
     return endpoint
 
@@ -435,12 +453,59 @@ async def complete(
     client, limiter = endpoint.connection()
     http_request = endpoint.build(client, request, stream=False)
     borrower = object()  # a token per request, not per task: a task may hold several
-    await _acquire(limiter, borrower)
+    turns = _Turns(endpoint, request)
+    await turns.admit(limiter, borrower)
     try:
         retries = _Retries(endpoint, on_retry)
-        return await _with_retries(retries, lambda: _complete_once(endpoint, client, http_request))
+        return await _with_retries(retries, lambda: _complete_once(endpoint, client, http_request, turns))
     finally:
         limiter.release_on_behalf_of(borrower)
+
+
+class _Turns:
+    """One request's turns in its account's rate limit: the first attempt's, then one per retry.
+
+    Every attempt is a request the provider counts, so a retry waits for the
+    account's turn again (and for the end of any pause a 429 started).
+    """
+
+    __slots__ = ("account", "first", "tokens")
+
+    def __init__(self, endpoint: Endpoint, request: ModelRequest) -> None:
+        self.account = endpoint.account
+        self.tokens = estimate_input_tokens(request)
+        self.first: Permit | None = None
+
+    async def admit(self, limiter: anyio.CapacityLimiter, borrower: object) -> None:
+        """Wait for the account's turn, then for a slot of the client.
+
+        The rate wait comes first, so a request waiting for its turn holds no
+        connection slot that another account on the same client could use.
+        Both waits pause step deadlines and end at once on cancellation,
+        giving back what was taken.
+        """
+        permit = await self.account.acquire(self.tokens)
+        try:
+            await _acquire(limiter, borrower)
+        except BaseException:
+            self.account.settle(permit, None, None)
+            raise
+        self.first = permit
+
+    async def next(self) -> Permit:
+        """The permit of the next attempt."""
+        permit, self.first = self.first, None
+        return permit if permit is not None else await self.account.acquire(self.tokens)
+
+
+def _answered(endpoint: Endpoint, permit: Permit, response: httpx.Response, used: int | None) -> None:
+    """Tell the account what an answer said; a 429/529 naming a delay pauses the account."""
+    endpoint.account.settle(permit, response.headers, used)
+
+
+def _pause_for(endpoint: Endpoint, status: int, error: ProviderError, delay: float | None) -> None:
+    if status in (429, 529) and error.retryable and delay is not None:
+        endpoint.account.pause(delay)
 
 
 async def _acquire(limiter: anyio.CapacityLimiter, borrower: object) -> None:
@@ -459,20 +524,34 @@ async def _acquire(limiter: anyio.CapacityLimiter, borrower: object) -> None:
 
 
 async def _complete_once(
-    endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request
+    endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request, turns: _Turns
 ) -> ModelResponse:
+    permit = await turns.next()
+    permit.sent = time.time()
     try:
         response = await client.send(request)
     except httpx.TransportError as exc:
+        endpoint.account.settle(permit, None, 0)
         raise _Failure(transport_error(endpoint, exc)) from exc
+    except BaseException:
+        endpoint.account.settle(permit, None, None)
+        raise
     if response.status_code >= 300:
-        raise _Failure(*status_error(endpoint, response.status_code, response.headers, response.text))
+        _answered(endpoint, permit, response, 0)
+        error, delay = status_error(endpoint, response.status_code, response.headers, response.text)
+        _pause_for(endpoint, response.status_code, error, delay)
+        raise _Failure(error, delay)
+    # The answer's headers and usage count whatever the body turns out to be.
+    used: int | None = None
     try:
         try:
             body = json.loads(response.content)
         except (ValueError, RecursionError):
             raise malformed("a JSON object", response.text, raw=True) from None
-        return endpoint.wire.parse_response(obj(body, "the response"))
+        answer = endpoint.wire.parse_response(obj(body, "the response"))
+        if answer.usage.reported:
+            used = answer.usage.input_tokens + answer.usage.output_tokens
+        return answer
     except MalformedResponseError as exc:
         # The parsers cannot know the key: the excerpt is masked here.
         restate(exc, provider=endpoint.provider, scrub=endpoint.scrub, status_code=response.status_code)
@@ -480,6 +559,8 @@ async def _complete_once(
     except Exception as exc:  # a parser's message may quote the body, and the body the key
         scrubbed(endpoint, exc)
         raise
+    finally:
+        _answered(endpoint, permit, response, used)
 
 
 # -- streaming ----------------------------------------------------------------------
@@ -503,11 +584,12 @@ async def open_stream(
     client, limiter = endpoint.connection()
     http_request = endpoint.build(client, request, stream=True)
     borrower = object()
-    await _acquire(limiter, borrower)
+    turns = _Turns(endpoint, request)
+    await turns.admit(limiter, borrower)
     retries = _Retries(endpoint, on_retry)
 
     def send() -> Awaitable[httpx.Response]:
-        return _open_once(endpoint, client, http_request)
+        return _open_once(endpoint, client, http_request, turns)
 
     async def reopen(error: ProviderError) -> httpx.Response | None:
         if not await retries.wait(_Failure(error)):
@@ -526,11 +608,21 @@ async def open_stream(
     )
 
 
-async def _open_once(endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+async def _open_once(
+    endpoint: Endpoint, client: httpx.AsyncClient, request: httpx.Request, turns: _Turns
+) -> httpx.Response:
+    permit = await turns.next()
+    permit.sent = time.time()
     try:
         response = await client.send(request, stream=True)
     except httpx.TransportError as exc:
+        endpoint.account.settle(permit, None, 0)
         raise _Failure(transport_error(endpoint, exc)) from exc
+    except BaseException:
+        endpoint.account.settle(permit, None, None)
+        raise
+    # A stream's usage arrives at its end, past this layer: its tokens stay the estimate.
+    _answered(endpoint, permit, response, None if response.status_code < 300 else 0)
     if response.status_code < 300:
         return response
     body = ""
@@ -541,4 +633,6 @@ async def _open_once(endpoint: Endpoint, client: httpx.AsyncClient, request: htt
         pass
     finally:
         await _close_response(response)
-    raise _Failure(*status_error(endpoint, response.status_code, response.headers, body))
+    error, delay = status_error(endpoint, response.status_code, response.headers, body)
+    _pause_for(endpoint, response.status_code, error, delay)
+    raise _Failure(error, delay)

@@ -35,6 +35,7 @@ on a loopback socket (that needs the ``lazybridge[testing]`` extra).
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -51,7 +52,7 @@ from .._checks import check_float, check_whole
 from ..errors import ConfigurationError
 from ._fake_wires import CHAT_SERVERS, WIRES, error_body, server_problem
 
-__all__ = ["FakeProvider", "RecordedRequest", "Reply"]
+__all__ = ["FakeProvider", "FakeRateLimit", "RecordedRequest", "Reply"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -135,6 +136,90 @@ class Reply:
 
 
 @attrs.frozen
+class FakeRateLimit:
+    """A scripted account rate limit: token buckets per API key, as the providers keep them.
+
+    Arguments:
+        requests: requests per ``window`` (``None``: not limited).
+        tokens: tokens per ``window``; a request costs its body's length / 4.
+        window: seconds in which a full bucket refills.
+
+    Each key's buckets start full and refill continuously.  Every answer on
+    the OpenAI and Anthropic paths carries the provider's real headers
+    (``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` with duration
+    resets; ``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``
+    with RFC 3339 resets); a request the buckets cannot take is answered 429
+    with ``retry-after`` (seconds, fractional) and ``retry-after-ms`` naming
+    when it would fit, and counted in :attr:`FakeProvider.rate_limited`.
+    """
+
+    requests: int | None = None
+    tokens: int | None = None
+    window: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        check_whole(self.requests, "requests", minimum=1, optional=True)
+        check_whole(self.tokens, "tokens", minimum=1, optional=True)
+        check_float(self.window, "window", low=0.001, high=math.inf, optional=False)
+
+
+class _Buckets:
+    """One key's buckets (requests, tokens): ``level`` units left, refilled at ``limit / window``."""
+
+    def __init__(self, limit: FakeRateLimit, now: float) -> None:
+        self.limit = limit
+        self.levels = [float(limit.requests or 0), float(limit.tokens or 0)]
+        self.at = now
+
+    def take(self, cost: int, now: float) -> tuple[bool, float, list[tuple[int, float, float]]]:
+        """Take one request of ``cost`` tokens: (taken, seconds until it would fit, per-bucket state)."""
+        caps = [self.limit.requests, self.limit.tokens]
+        costs = [1.0, float(cost)]
+        elapsed, self.at = now - self.at, now
+        wait = 0.0
+        for i, cap in enumerate(caps):
+            if cap is None:
+                continue
+            rate = cap / self.limit.window
+            self.levels[i] = min(float(cap), self.levels[i] + elapsed * rate)
+            need = min(costs[i], float(cap))
+            if self.levels[i] < need:
+                wait = max(wait, (need - self.levels[i]) / rate)
+        taken = wait == 0.0
+        state = []
+        for i, cap in enumerate(caps):
+            if cap is None:
+                state.append((0, 0.0, 0.0))
+                continue
+            if taken:
+                self.levels[i] -= costs[i]
+            rate = cap / self.limit.window
+            state.append((cap, max(self.levels[i], 0.0), (cap - self.levels[i]) / rate))
+        return taken, wait, state
+
+
+def _limit_headers(wire: str, state: list[tuple[int, float, float]], limit: FakeRateLimit) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for (cap, left, reset), name, configured in zip(
+        state, ("requests", "tokens"), (limit.requests, limit.tokens), strict=True
+    ):
+        if configured is None:
+            continue
+        if wire == "openai":
+            headers[f"x-ratelimit-limit-{name}"] = str(cap)
+            headers[f"x-ratelimit-remaining-{name}"] = str(math.floor(left))
+            headers[f"x-ratelimit-reset-{name}"] = f"{reset * 1000:.3f}ms"
+        elif wire == "anthropic":
+            when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=reset)
+            headers[f"anthropic-ratelimit-{name}-limit"] = str(cap)
+            headers[f"anthropic-ratelimit-{name}-remaining"] = str(math.floor(left))
+            headers[f"anthropic-ratelimit-{name}-reset"] = when.isoformat(timespec="microseconds").replace(
+                "+00:00", "Z"
+            )
+    return headers
+
+
+@attrs.frozen
 class RecordedRequest:
     """What the fake received.  ``header_names`` are lower-case; key values are not kept."""
 
@@ -171,6 +256,8 @@ class FakeProvider:
         latency: seconds every answer waits before starting (like ``Reply.delay``).
         chat_server: ``"openai"`` (the default) or ``"llama-cpp-python"``: which
             server's quirks the chat-completions endpoint has (see the module doc).
+        rate_limit: a :class:`FakeRateLimit` every key's requests are held to
+            (also settable later: ``fake.rate_limit = ...``; ``reset()`` clears it).
     """
 
     def __init__(
@@ -180,6 +267,7 @@ class FakeProvider:
         respond: Callable[[RecordedRequest], Reply | str] | None = None,
         latency: float = 0.0,
         chat_server: str = "openai",
+        rate_limit: FakeRateLimit | None = None,
     ) -> None:
         if chat_server not in CHAT_SERVERS:
             raise ConfigurationError(f"chat_server must be one of {', '.join(CHAT_SERVERS)}, not {chat_server!r}")
@@ -188,6 +276,10 @@ class FakeProvider:
         self.respond = respond
         self.latency = check_float(latency, "latency", low=0.0, high=math.inf, optional=False)
         self.chat_server = chat_server
+        self.rate_limit = rate_limit
+        self._buckets: dict[str | None, _Buckets] = {}
+        #: Requests answered 429 by :attr:`rate_limit` (not the scripted 429s).
+        self.rate_limited = 0
         self._lock = threading.Lock()
         self._queues: dict[str | None, deque[Reply]] = {}
         self.requests: list[RecordedRequest] = []
@@ -216,6 +308,9 @@ class FakeProvider:
             self.respond = None
             self.latency = 0.0
             self.chat_server = "openai"
+            self.rate_limit = None
+            self._buckets.clear()
+            self.rate_limited = 0
         self.disconnected.clear()
         self.received.clear()
 
@@ -284,7 +379,10 @@ class FakeProvider:
         check = getattr(WIRES[wire], "check", None)
         problem = check(request) if check is not None else None
         quirk = server_problem(self.chat_server, request) if wire == "openai" else None
-        if problem is not None:
+        limited = self._rate_limit(request, len(raw))
+        if limited is not None and limited.status == 429:
+            reply = limited
+        elif problem is not None:
             reply = Reply.error(400, problem)
         elif quirk is not None:
             reply = Reply.error(*quirk)
@@ -292,7 +390,30 @@ class FakeProvider:
             reply = self._next_reply(request)
             if wire == "openai" and request.stream and self.chat_server == "llama-cpp-python":
                 reply = attrs.evolve(reply, usage=False)  # it ignores stream_options.include_usage
+        if limited is not None:
+            reply = attrs.evolve(reply, headers={**limited.headers, **reply.headers})
         await self._answer(request, reply, receive, send)
+
+    def _rate_limit(self, request: RecordedRequest, size: int) -> Reply | None:
+        """The scripted rate limit's verdict: a 429, or a reply carrying only its headers."""
+        limit = self.rate_limit
+        if limit is None:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            buckets = self._buckets.get(request._key_digest)
+            if buckets is None or buckets.limit is not limit:
+                buckets = self._buckets[request._key_digest] = _Buckets(limit, now)
+            taken, wait, state = buckets.take((size + 3) // 4, now)
+            if not taken:
+                self.rate_limited += 1
+        headers = _limit_headers(request.wire, state, limit)
+        if taken:
+            return Reply(headers=headers)
+        headers["retry-after"] = f"{wait:.3f}"
+        headers["retry-after-ms"] = f"{wait * 1000:.0f}"
+        kind = "rate_limit_error" if request.wire == "anthropic" else "rate_limit_exceeded"
+        return Reply.error(429, "Rate limit reached for requests", kind=kind, headers=headers)
 
     async def _answer(self, request: RecordedRequest, reply: Reply, receive: Receive, send: Send) -> None:
         state = {"finished": False}
