@@ -43,7 +43,8 @@ async def run(agent: Agent | object, task: str = "go") -> Envelope:
 async def test_race_winner_answers_and_the_losers_connections_close(fake: FakeProvider, base_url: str) -> None:
     fake.push(SLOW, model="claude-haiku-4-5")
     fake.push(SLOW, model="gemini-3-flash-preview")
-    fake.push("fast answer", model="gpt-5.4-mini")
+    # The fast answer starts only once every racer's request has reached the server.
+    fake.push(Reply(text="fast answer", after_requests=3), model="gpt-5.4-mini")
     race = Agent.race(
         llm("claude-haiku-4-5", base_url), llm("gemini-3-flash-preview", base_url), llm("gpt-5.4-mini", base_url)
     )

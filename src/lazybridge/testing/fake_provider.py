@@ -74,6 +74,10 @@ class Reply:
         headers: extra response headers (``retry-after``, ...).
         retry_delay: Gemini ``RetryInfo.retryDelay`` (``"0.2s"``) in the error body.
         delay: seconds before the response starts.
+        after_requests: the response starts only once the server has received
+            this many requests in all (so a test can make the fast answer of a
+            race wait until every racer's request has arrived; gives up after
+            10 s).
         chunk_delay: seconds between stream events.
         cut_after: a stream drops the connection after this many events.
         stall_after: a stream goes silent after this many events (until the client leaves).
@@ -105,6 +109,7 @@ class Reply:
     usage: bool = True
     stop_reason: str | None = None
     blocks: tuple[Mapping[str, Any], ...] = ()
+    after_requests: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.status, bool) or not isinstance(self.status, int) or not 100 <= self.status <= 599:
@@ -113,7 +118,7 @@ class Reply:
             check_float(getattr(self, argument), argument, low=0.0, high=math.inf, optional=False)
         for argument in ("input_tokens", "output_tokens"):
             check_whole(getattr(self, argument), argument, minimum=0)
-        for argument in ("cut_after", "stall_after"):
+        for argument in ("cut_after", "stall_after", "after_requests"):
             check_whole(getattr(self, argument), argument, minimum=0, optional=True)
 
     @classmethod
@@ -283,6 +288,8 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._queues: dict[str | None, deque[Reply]] = {}
         self.requests: list[RecordedRequest] = []
+        # Woken on every request, in the server's loop (for Reply.after_requests).
+        self._arrived: anyio.Event | None = None
         self.disconnects = 0
         #: Set whenever a client drops a connection while its reply was pending.
         self.disconnected = threading.Event()
@@ -375,6 +382,9 @@ class FakeProvider:
         with self._lock:
             self.requests.append(request)
         self.received.set()
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
         # What the real API refuses before any model runs (the script is kept).
         check = getattr(WIRES[wire], "check", None)
         problem = check(request) if check is not None else None
@@ -439,6 +449,12 @@ class FakeProvider:
     async def _reply(
         self, request: RecordedRequest, reply: Reply, send: Send, state: dict[str, bool]
     ) -> None:
+        if reply.after_requests is not None:
+            with anyio.move_on_after(10):
+                while len(self.requests) < reply.after_requests:
+                    if self._arrived is None:
+                        self._arrived = anyio.Event()
+                    await self._arrived.wait()
         delay = reply.delay or self.latency
         if delay:
             await anyio.sleep(delay)
