@@ -87,7 +87,8 @@ async def test_step_timeout_cancels_a_long_generation_on_the_server(llama_server
     assert slow.error is not None and slow.error.type == "TimeoutError"
     assert took < 30  # not the full generation
     # The server saw the connection go and cancelled the generation.
-    cancelled = await _log_line(llama_server, log_start, "cancel")
+    # llama-server warns "cancel task, id_task = N" when the client goes away mid-generation.
+    cancelled = await _log_line(llama_server, log_start, "cancel task")
     assert cancelled, llama_server.log_since(log_start)[-3000:]
 
 
