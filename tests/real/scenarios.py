@@ -59,6 +59,11 @@ def add(a: int, b: int) -> int:
 
 
 async def tool_loop(base_url: str, client: httpx.AsyncClient) -> Envelope:
-    """The model is made to call ``add`` (a named tool_choice), the tool runs, the model answers."""
-    tool_agent = agent(base_url, client=client, tools=[add], tool_choice="add", max_tokens=48)
+    """The model is made to call ``add`` (a named tool_choice), the tool runs, its result goes back.
+
+    llama-cpp-python's chatml-function-calling template leaves ``tool``
+    messages out of the prompt, so the model calls ``add`` again on the
+    second turn; ``max_turns=2`` ends the run there (MaxTurnsExceeded).
+    """
+    tool_agent = agent(base_url, client=client, tools=[add], tool_choice="add", max_tokens=48, max_turns=2)
     return await tool_agent.run(TOOL_QUESTION)

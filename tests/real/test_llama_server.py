@@ -75,21 +75,20 @@ async def test_parallel_of_three_agents_respects_concurrency_limit(
 
 async def test_step_timeout_cancels_a_long_generation_on_the_server(llama_server: Server) -> None:
     log_start = llama_server.log_size()
-    long = agent(llama_server.base_url, name="long", max_tokens=900)
-    short = agent(llama_server.base_url, name="short", max_tokens=8)
+    long = agent(llama_server.base_url, name="long", max_tokens=1000)
     started = time.monotonic()
-    env = await Agent.parallel(long, short, step_timeout=3.0).run(
-        "Count from 1 to 1000, one number per line, and do not stop."
-    )
+    env = await Agent.parallel(long, step_timeout=1.5).run("Count from 1 to 1000, one number per line.")
     took = time.monotonic() - started
-    slow, quick = env
-    assert quick.ok, quick.error
+    [slow] = env
     assert slow.error is not None and slow.error.type == "TimeoutError"
-    assert took < 30  # not the full generation
-    # The server saw the connection go and cancelled the generation.
-    # llama-server warns "cancel task, id_task = N" when the client goes away mid-generation.
+    assert took < 10  # the branch did not wait for the generation to end
+    # The request was aborted: llama-server noticed the closed connection and
+    # warned "cancel task, id_task = N" (it logs nothing like it for a finished task).
     cancelled = await _log_line(llama_server, log_start, "cancel task")
     assert cancelled, llama_server.log_since(log_start)[-3000:]
+    # ... and its slot is free again: the next request is served.
+    after = await agent(llama_server.base_url, max_tokens=4).run("Say hi.")
+    assert after.ok, after.error
 
 
 @dataclasses.dataclass
