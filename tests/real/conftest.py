@@ -57,12 +57,10 @@ class Server:
         )
 
     def log(self) -> str:
-        self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def log_since(self, offset: int) -> str:
         """The log written after ``offset`` bytes (see :meth:`log_size`)."""
-        self._log.flush()
         with open(self.log_path, "rb") as file:
             file.seek(offset)
             return file.read().decode("utf-8", "replace")
