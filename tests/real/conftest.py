@@ -163,6 +163,7 @@ def llama_server(server_logs: Path) -> Iterator[Server]:
         "--threads", "1",
         "--seed", "42",
         "--alias", MODEL,
+        "--no-cache-prompt",  # every prompt evaluated afresh: a run and its stream see the same numbers
     ]  # fmt: skip
     server = _start(Server("llama-server", argv, port, server_logs / "llama-server.log", "/health"))
     yield server
