@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,22 @@ from lazybridge.testing import FakeProvider, serve_fake_provider
 )
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     return request.param  # type: ignore[no-any-return]
+
+
+REAL_SERVERS = Path(__file__).parent / "real"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The real-server suite (tests/real) runs only when named: ``pytest tests/real``.
+
+    It needs compiled model servers (tests/real/install.sh); the main suite
+    stays fast and needs none of them.
+    """
+    if collection_path != REAL_SERVERS:
+        return None
+    here = config.invocation_params.dir
+    named = (Path(here, arg.split("::")[0]).resolve() for arg in config.invocation_params.args if not arg.startswith("-"))
+    return not any(path == REAL_SERVERS or REAL_SERVERS in path.parents for path in named)
 
 
 PROVIDER_ENV = (
