@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -78,3 +79,38 @@ def agent(
     kwargs.setdefault("max_tokens", 24)
     engine = LLMEngine(f"compat/{MODEL}", base_url=base_url, http_client=client, **kwargs)
     return Agent(engine=engine, name=name, output=output, tools=tools)
+
+
+# -- scenarios both servers run --------------------------------------------------------
+
+
+async def check_plain_chat(base_url: str) -> None:
+    """A plain question gets a text answer with the route and the usage the server reported."""
+    env = await agent(base_url).run("Say hello.")
+    assert env.ok, env.error
+    assert isinstance(env.payload, str) and env.text().strip()
+    assert (env.metadata.provider, env.metadata.model) == ("compat", MODEL)
+    assert env.metadata.input_tokens > 0 and env.metadata.output_tokens > 0
+
+
+async def check_streaming(base_url: str, *, usage_in_stream: bool) -> None:
+    """Deltas arrive one by one, over time, and join to the text a plain run gets.
+
+    ``usage_in_stream``: whether the server reports usage at the end of a
+    stream (llama-cpp-python's does not).
+    """
+    question = "Name three colours."
+    whole = await agent(base_url, max_tokens=32).run(question)
+    assert whole.ok, whole.error
+    deltas: list[str] = []
+    arrivals: list[float] = []
+    async with agent(base_url, max_tokens=32).stream(question) as stream:
+        async for delta in stream:
+            deltas.append(delta)
+            arrivals.append(time.monotonic())
+    assert len(deltas) >= 3, deltas  # token by token, not one blob
+    assert arrivals[-1] > arrivals[0]  # over time, as the server generated them
+    assert "".join(deltas) == whole.text()  # temperature 0: the same answer either way
+    assert stream.envelope is not None and stream.envelope.ok
+    if usage_in_stream:
+        assert stream.envelope.metadata.output_tokens > 0

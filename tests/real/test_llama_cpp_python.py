@@ -6,14 +6,13 @@ OpenAI-style tool calls when ``tool_choice`` names a tool.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from .conftest import Server
-from .helpers import MODEL, Watch, agent
+from .helpers import Watch, agent, check_plain_chat, check_streaming
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
@@ -35,27 +34,11 @@ def add(a: int, b: int) -> int:
 
 
 async def test_plain_chat(llama_cpp_python: Server) -> None:
-    env = await agent(llama_cpp_python.base_url).run("Say hello.")
-    assert env.ok, env.error
-    assert env.text().strip()
-    assert (env.metadata.provider, env.metadata.model) == ("compat", MODEL)
-    assert env.metadata.input_tokens > 0 and env.metadata.output_tokens > 0
+    await check_plain_chat(llama_cpp_python.base_url)
 
 
 async def test_streaming_arrives_in_deltas_with_the_same_text_as_a_run(llama_cpp_python: Server) -> None:
-    question = "Name three colours."
-    whole = await agent(llama_cpp_python.base_url, max_tokens=32).run(question)
-    assert whole.ok, whole.error
-    deltas: list[str] = []
-    arrivals: list[float] = []
-    async with agent(llama_cpp_python.base_url, max_tokens=32).stream(question) as stream:
-        async for delta in stream:
-            deltas.append(delta)
-            arrivals.append(time.monotonic())
-    assert len(deltas) >= 3, deltas
-    assert arrivals[-1] > arrivals[0]
-    assert "".join(deltas) == whole.text()
-    assert stream.envelope is not None and stream.envelope.ok
+    await check_streaming(llama_cpp_python.base_url, usage_in_stream=False)
 
 
 async def test_the_tool_loop_with_a_named_tool_choice(

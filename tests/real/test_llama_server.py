@@ -17,7 +17,7 @@ import pytest
 from lazybridge import Agent
 
 from .conftest import Server
-from .helpers import MODEL, Watch, agent
+from .helpers import Watch, agent, check_plain_chat, check_streaming
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
@@ -30,29 +30,11 @@ async def watch(anyio_backend: object) -> AsyncIterator[tuple[Watch, httpx.Async
 
 
 async def test_plain_chat(llama_server: Server) -> None:
-    env = await agent(llama_server.base_url).run("Say hello.")
-    assert env.ok, env.error
-    assert isinstance(env.payload, str) and env.text().strip()
-    assert (env.metadata.provider, env.metadata.model) == ("compat", MODEL)
-    assert env.metadata.input_tokens > 0 and env.metadata.output_tokens > 0
+    await check_plain_chat(llama_server.base_url)
 
 
 async def test_streaming_arrives_in_deltas_with_the_same_text_as_a_run(llama_server: Server) -> None:
-    question = "Name three colours."
-    whole = await agent(llama_server.base_url, max_tokens=32).run(question)
-    assert whole.ok, whole.error
-
-    deltas: list[str] = []
-    arrivals: list[float] = []
-    async with agent(llama_server.base_url, max_tokens=32).stream(question) as stream:
-        async for delta in stream:
-            deltas.append(delta)
-            arrivals.append(time.monotonic())
-    assert len(deltas) >= 3, deltas  # token by token, not one blob
-    assert arrivals[-1] > arrivals[0]  # over time, as the server generated them
-    assert "".join(deltas) == whole.text()  # temperature 0: the same answer either way
-    assert stream.envelope is not None and stream.envelope.ok
-    assert stream.envelope.metadata.output_tokens > 0
+    await check_streaming(llama_server.base_url, usage_in_stream=True)
 
 
 async def test_parallel_of_three_agents_respects_concurrency_limit(
