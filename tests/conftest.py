@@ -21,19 +21,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
 
 
 REAL_SERVERS = Path(__file__).parent / "real"
+RAY = Path(__file__).parent / "ray"
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The real-server suite (tests/real) runs only when named: ``pytest tests/real``.
+    """The real-server suite (tests/real) and the Ray suite (tests/ray) run only when named.
 
-    It needs compiled model servers (tests/real/install.sh); the main suite
-    stays fast and needs none of them.
+    ``pytest tests/real`` needs compiled model servers (tests/real/install.sh),
+    ``pytest tests/ray`` the ``ray`` extra and a local Ray cluster it starts;
+    the main suite stays fast and needs none of them.
     """
-    if collection_path != REAL_SERVERS:
+    if collection_path not in (REAL_SERVERS, RAY):
         return None
     here = config.invocation_params.dir
     named = (Path(here, arg.split("::")[0]).resolve() for arg in config.invocation_params.args if not arg.startswith("-"))
-    return not any(path == REAL_SERVERS or REAL_SERVERS in path.parents for path in named)
+    return not any(path == collection_path or collection_path in path.parents for path in named)
 
 
 PROVIDER_ENV = (

@@ -2,7 +2,8 @@
 
 The blocks of one page share a namespace, in order, like a notebook.  A
 block whose first line is ``# not run: <reason>`` shows another library's
-code and is skipped (the reason is part of the page).  Blocks that
+code and is skipped (the reason is part of the page).  The pages of
+:data:`RAY_PAGES` run in the Ray stage (``pytest tests/ray``).  Blocks that
 ``await`` at top level run inside an event loop on both backends.  Model
 calls go to the fake provider server on loopback, never to the internet.
 """
@@ -21,7 +22,9 @@ import pytest
 import lazybridge
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted([*ROOT.joinpath("docs").rglob("*.md"), ROOT / "README.md"])
+#: Pages whose blocks need Ray: run by the Ray stage (tests/ray/test_docs_page.py), not here.
+RAY_PAGES = [ROOT / "docs" / "scaling-out.md"]
+PAGES = sorted({*ROOT.joinpath("docs").rglob("*.md"), ROOT / "README.md"} - set(RAY_PAGES))
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
 
 

@@ -30,6 +30,7 @@ import anyio
 import anyio.to_thread
 
 from ._cli import _FAKE_KEY, EXIT_BRANCH_FAILED, EXIT_OK, EXIT_USAGE, _branch_names, _positive_int, _seconds
+from ._result_row import result_row
 
 EXIT_INTERRUPTED = 130
 
@@ -229,18 +230,7 @@ def _write(out: TextIO, chunk: str) -> None:
 
 
 def _record(line_index: int, fields: dict[str, Any], problem: str | None, env: Any) -> dict[str, Any]:
-    meta = env.metadata
-    error_type = "InvalidInputLine" if problem is not None else (env.error.type if env.error else None)
-    error_message = problem if problem is not None else (env.error.message if env.error else None)
-    return {
-        **fields,
-        "index": line_index,
-        "text": env.text() if env.ok else None,
-        "ok": problem is None and env.ok,
-        "error_type": error_type,
-        "error_message": error_message,
-        "input_tokens": meta.input_tokens,
-        "output_tokens": meta.output_tokens,
-        "cost_usd": meta.cost_usd,
-        "latency_ms": round(meta.latency_ms, 1),
-    }
+    row = {**fields, "index": line_index, **result_row(env)}
+    if problem is not None:
+        row.update(ok=False, error_type="InvalidInputLine", error_message=problem)
+    return row

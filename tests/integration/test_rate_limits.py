@@ -18,7 +18,7 @@ import pytest
 import lazybridge
 from lazybridge import Agent, LLMEngine, RateLimit
 from lazybridge.envelope import Envelope
-from lazybridge.testing import FakeProvider, FakeRateLimit, Reply
+from lazybridge.testing import FakeProvider, FakeRateLimit, RecordedRequest, Reply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_pool")]
 
@@ -161,3 +161,12 @@ async def test_rate_waits_do_not_count_against_step_timeout(fake: FakeProvider, 
 
     assert env.ok, env.error
     assert len(fake.requests) == 6
+
+
+def test_busiest_counts_the_most_requests_within_any_window() -> None:
+    fake = FakeProvider()
+    for at in (0.0, 0.5, 0.9, 1.0, 1.4, 1.45, 3.0, 5.0):
+        fake.requests.append(RecordedRequest("POST", "/", "", (), {}, "openai", False, "m", at))
+    assert fake.busiest(1.0) == 5  # 0.5 .. 1.5 holds five, and no other second more
+    assert fake.busiest(0.1) == 2 and fake.busiest(10.0) == 8
+    assert FakeProvider().busiest(1.0) == 0

@@ -7,8 +7,12 @@ httpx's export tests do).  Every exported name must also be importable.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +131,35 @@ SURFACE: dict[str, list[str]] = {
     ],
     "lazybridge.providers": ["Price", "UnknownPriceWarning", "resolve", "set_price"],
 }
+
+#: Documented modules that need an optional extra to import (``lazybridge.ray``: Ray).
+#: The main suite reads their ``__all__`` from the source; the extra's own CI stage
+#: (tests/ray) imports them.
+OPTIONAL_SURFACE: dict[str, list[str]] = {
+    "lazybridge.ray": ["RESULT_COLUMNS", "AgentMapper", "AgentProcessor", "AgentProcessorConfig", "build_processor"],
+}
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def static_all(module_name: str) -> list[str]:
+    """A module's ``__all__``, read from its source without importing it."""
+    tree = ast.parse(SRC.joinpath(*module_name.split(".")).with_suffix(".py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise AssertionError(f"{module_name} has no __all__")
+
+
+@pytest.mark.parametrize("module_name", sorted(OPTIONAL_SURFACE))
+def test_optional_modules_all_is_exactly_the_pinned_surface(module_name: str) -> None:
+    assert static_all(module_name) == OPTIONAL_SURFACE[module_name]
+
+
+def test_import_lazybridge_imports_no_optional_extra() -> None:
+    code = "import sys, lazybridge, lazybridge.testing; print(sorted({'ray'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("module_name", sorted(SURFACE))

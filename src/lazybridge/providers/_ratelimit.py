@@ -39,6 +39,15 @@ Pauses
     pause are spread out -- by the pace when the limit is known, else by a
     random delay of up to a second -- instead of coming back together.
 
+Limits held outside the process
+    Several processes sending with one key (Ray actors, see
+    :mod:`lazybridge.ray`) each have their own accounts.  A *permit source*
+    installed with :func:`set_permit_sources` gives each account whose limit
+    is configured a :class:`PermitSource` as well: after the account's own
+    turn, a request also waits for the source's, which the sharing processes
+    draw on together.  The pause and what is learned from headers stay per
+    process.
+
 Every wait here pauses the run's ``step_timeout`` (see
 :mod:`lazybridge._deadlines`) and ends at once on cancellation.
 """
@@ -52,6 +61,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import anyio
 import attrs
@@ -60,7 +70,9 @@ from .._checks import check_float
 from .._deadlines import deadlines_paused
 from ..errors import ConfigurationError
 
-__all__ = ["MAX_PAUSE", "Account", "Permit", "RateLimit", "account", "reset_accounts"]
+__all__ = [
+    "MAX_PAUSE", "Account", "Permit", "PermitSource", "RateLimit", "account", "reset_accounts", "set_permit_sources",
+]
 
 #: Longest provider-named delay that pauses a whole account (the retry cap).
 MAX_PAUSE = 60.0
@@ -111,6 +123,22 @@ class RateLimit:
     def __attrs_post_init__(self) -> None:
         _positive(self.requests_per_minute, "requests_per_minute")
         _positive(self.tokens_per_minute, "tokens_per_minute")
+
+
+class PermitSource(Protocol):
+    """A rate limit held outside this process, shared with other processes sending with the same key."""
+
+    async def take(self, tokens: int) -> None:
+        """Wait for this source's turn for one request of about ``tokens`` input tokens.
+
+        Cancellation: the wait ends at once (a place already reserved may be lost:
+        the source is then slower, never faster, than its limit).
+        """
+        ...
+
+
+#: ``fn(origin, key_digest, configured) -> PermitSource | None`` (see :func:`set_permit_sources`).
+PermitSources = Callable[[str, "bytes | None", RateLimit], "PermitSource | None"]
 
 
 class _Schedule:
@@ -173,6 +201,8 @@ class Account:
         self.waiting = 0
         #: Times the account was paused by a 429/529 (a pause extended while on counts once).
         self.pauses = 0
+        #: The limit shared with other processes, if any (see :func:`set_permit_sources`).
+        self.source: PermitSource | None = None
         self._apply()
 
     # -- configuration ---------------------------------------------------------------
@@ -235,9 +265,25 @@ class Account:
     async def acquire(self, tokens: int) -> Permit:
         """Wait for this account's turn for one request of about ``tokens`` input tokens.
 
+        Then, when the account has a :attr:`source`, for the source's turn too.
         Cancellation: the wait ends at once and the place is given back.
         While waiting, the run's step deadlines stand still.
         """
+        permit = await self._acquire_here(tokens)
+        source = self.source
+        if source is not None:
+            try:
+                with deadlines_paused():
+                    await source.take(tokens)
+            except BaseException:
+                with self._lock:
+                    if permit.generation == self.generation:
+                        self._give_back(permit)
+                raise
+        return permit
+
+    async def _acquire_here(self, tokens: int) -> Permit:
+        """This process's turn (the module doc's pacing and pauses)."""
         permit = Permit(tokens)
         while True:
             with self._lock:
@@ -443,6 +489,22 @@ def _learn(headers: Mapping[str, str], now: float) -> tuple[float | None, float 
 
 _accounts_lock = threading.Lock()
 _accounts: dict[tuple[str, bytes | None], Account] = {}
+_sources: PermitSources | None = None
+
+
+def set_permit_sources(sources: PermitSources | None) -> None:
+    """Install (or, with ``None``, remove) the process's source of shared permits.
+
+    ``sources(origin, key_digest, configured)`` is called whenever an account
+    is given a configured :class:`RateLimit` (when an engine with
+    ``rate_limit=`` is made), with the account's limits so far; what it
+    returns becomes the account's :attr:`Account.source` (``None``: the limit
+    is this process's alone).  Accounts made before it is installed are
+    unchanged until they are configured again.  ``lazybridge.ray`` installs
+    one in each actor it runs agents in.
+    """
+    global _sources
+    _sources = sources
 
 
 def account(origin: str, key_digest: bytes | None, limit: RateLimit | None = None) -> Account:
@@ -452,6 +514,9 @@ def account(origin: str, key_digest: bytes | None, limit: RateLimit | None = Non
         if found is None:
             found = _accounts[origin, key_digest] = Account()
     found.configure(limit)
+    sources = _sources
+    if limit is not None and sources is not None:
+        found.source = sources(origin, key_digest, found.configured)
     return found
 
 

@@ -321,6 +321,17 @@ class FakeProvider:
         self.disconnected.clear()
         self.received.clear()
 
+    def busiest(self, seconds: float) -> int:
+        """The most requests received within any ``seconds`` (a rate check: compare with the limit)."""
+        with self._lock:
+            times = sorted(r.received_at for r in self.requests)
+        most = start = 0
+        for end, at in enumerate(times):
+            while at - times[start] > seconds:
+                start += 1
+            most = max(most, end - start + 1)
+        return most
+
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             for key in (request.model, None):
