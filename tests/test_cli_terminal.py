@@ -228,3 +228,19 @@ def test_without_rich_a_terminal_gets_the_plain_trace() -> None:
     shown = _SGR.sub("", shown)
     assert "[parallel ▶ 2 branches]" in shown and "[gpt-5.4-mini]\ngpt-5.4-mini says: q" in shown
     assert "╭" not in shown and "\033[?25l" not in shown
+
+
+def test_batch_progress_on_a_terminal_is_a_bar_with_the_total_and_an_eta(tmp_path: Path) -> None:
+    tasks, out = tmp_path / "tasks.jsonl", tmp_path / "out.jsonl"
+    tasks.write_text("".join(f'{{"task": "q{i}"}}\n' for i in range(12)) + "\n")
+    code, shown = in_terminal(
+        "batch", "--fake", "--latency", "0", "--model", "claude-haiku-4-5", "--input", str(tasks), "--output", str(out)
+    )
+    assert code == 0, shown
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)  # without the terminal's control codes
+    frames = text.split("\n")[0].split("\r")  # the live bar, redrawn in place
+    last = frames[-1].split()
+    assert last[0] == "batch" and "12/12" in last  # the total, counted from the input before the batch starts
+    # The last two columns: elapsed, then remaining -- a time, not rich's "-:--:--" of an unknown total.
+    assert re.fullmatch(r"\d+:\d\d:\d\d", last[-1]), frames[-1]
+    assert re.search(r"^batch: 12/12 done, .*, ETA 0s$", text, re.M)  # and the closing summary line

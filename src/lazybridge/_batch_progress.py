@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from .envelope import Envelope
@@ -23,15 +24,28 @@ LOG_INTERVAL = 5.0
 
 
 class BatchProgress:
-    """Counts a batch's tasks and shows them; ``total`` is ``None`` when the input has no length."""
+    """Counts a batch's tasks and shows them.
 
-    def __init__(self, total: int | None, *, stream: TextIO | None = None, interval: float = LOG_INTERVAL) -> None:
+    ``total`` is the number of tasks expected (``None`` when unknown: no
+    ETA then).  ``clock`` is the monotonic clock the rate and ETA are
+    measured with (a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        stream: TextIO | None = None,
+        interval: float = LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
         self.done = self.failed = self.in_flight = self.skipped = 0
         self.cost_usd = 0.0
-        self._started = time.monotonic()
+        self._clock = clock
+        self._started = clock()
         self._last_line = self._started
         self._rich: Any = None
         self._bar: Any = None
@@ -57,7 +71,7 @@ class BatchProgress:
 
     def line(self) -> str:
         """The status as one line of text."""
-        elapsed = max(time.monotonic() - self._started, 1e-9)
+        elapsed = max(self._clock() - self._started, 1e-9)
         rate = self.done / elapsed
         parts = [f"{self.done + self.skipped}" + (f"/{self.total}" if self.total is not None else "") + " done"]
         if self.skipped:
@@ -65,7 +79,7 @@ class BatchProgress:
         parts += [f"{self.failed} failed", f"{self.in_flight} in flight", f"${self.cost_usd:.4f}", f"{rate:.1f} tasks/s"]
         if self.total is not None and rate > 0:
             left = self.total - self.done - self.skipped
-            parts.append(f"ETA {max(left, 0) / rate:.0f}s")
+            parts.append(f"ETA {_duration(max(left, 0) / rate)}")
         return "batch: " + ", ".join(parts)
 
     def _refresh(self) -> None:
@@ -77,7 +91,7 @@ class BatchProgress:
                 description=f"{self.failed} failed, {self.in_flight} in flight, ${self.cost_usd:.4f}",
             )
             return
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_line >= self.interval:
             self._last_line = now
             self._write(self.line())
@@ -94,6 +108,16 @@ class BatchProgress:
             print(text, file=self.stream, flush=True)
         except (OSError, ValueError):  # a closed or broken stderr must not fail the batch
             pass
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``: an ETA a person reads at a glance."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _rich_bar(stream: TextIO, total: int | None) -> tuple[Any, Any]:

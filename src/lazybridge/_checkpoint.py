@@ -21,14 +21,14 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 
 import anyio
 import anyio.to_thread
 
 from .envelope import Envelope
 
-__all__ = ["CheckpointWriter", "done_keys", "read_checkpoint", "task_hash"]
+__all__ = ["CheckpointWriter", "done_keys", "read_checkpoint", "results_missing_from", "task_hash"]
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS results ("
@@ -97,6 +97,25 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Iterator[tuple[int, Envelop
     try:
         for index, text in conn.execute("SELECT idx, envelope FROM results ORDER BY idx"):
             yield index, Envelope.from_json(text)
+    finally:
+        conn.close()
+
+
+def results_missing_from(path: str | os.PathLike[str], present: Container[int]) -> dict[int, tuple[str, Envelope]]:
+    """``index -> (key, envelope)`` of the stored results whose index is not in ``present``.
+
+    Blocking: call it in a worker thread (or before the event loop starts).
+    Only the missing envelopes are parsed and kept.  A missing file is empty.
+    """
+    if not os.path.exists(path):
+        return {}
+    conn = _connect(path)
+    try:
+        return {
+            index: (key, Envelope.from_json(text))
+            for index, key, text in conn.execute("SELECT idx, task_hash, envelope FROM results")
+            if index not in present
+        }
     finally:
         conn.close()
 

@@ -7,11 +7,23 @@ finishes (so not in input order): the input line's ``index`` (from 0), the
 ``latency_ms``.  One ``--model`` runs one agent per task; several run
 ``Agent.parallel`` over them (the text is the labelled join).
 
-``--resume`` skips the indices already in the output and appends the rest;
-without it an existing output file is refused rather than overwritten.
+Each finished result is also stored in a checkpoint next to the output
+(``--checkpoint``, by default ``<output>.checkpoint.sqlite``) before its
+line is written.  ``--resume`` first cuts a half-written last line off the
+output (a crash mid-write), then skips the indices whose line is in the
+output, writes from the checkpoint the results that finished but never
+reached the output, and runs the rest: no task runs twice, no line is
+written twice.  With no checkpoint, the output alone is enough to resume.
+Without ``--resume`` an existing output or checkpoint is refused rather than
+overwritten.  A run that goes to the end removes the default checkpoint (the
+output then holds everything); one named with ``--checkpoint`` is kept.
 Ctrl-C cancels the tasks in flight and exits 130 once every finished result
-is written.  The output file is written from a worker thread, never from the
-event loop.
+is written.  Files are written from worker threads, never from the event
+loop.
+
+The progress display knows the total -- the input's non-blank lines, counted
+in a quick pass that parses nothing, less those already done -- so it shows
+an ETA.
 
 Exit codes: 0 every task answered, 1 some task failed (or an input line was
 not a task), 2 usage or configuration error, 130 interrupted.
@@ -20,6 +32,7 @@ not a task), 2 usage or configuration error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -53,6 +66,10 @@ exit codes:
   1    some task failed (its line has ok=false and the error)
   2    usage or configuration error (unknown model, bad flag value, output exists without --resume)
   130  interrupted (Ctrl-C): every finished result is written; run again with --resume
+
+resume: each finished result goes to the checkpoint (default OUTPUT.checkpoint.sqlite) before its line is
+        written; --resume drops a half-written last line, writes what the checkpoint has and the output
+        lacks, and runs only the rest.  The default checkpoint is removed when a run goes to the end.
 """
 
 
@@ -81,7 +98,15 @@ def add_batch_parser(commands: Any) -> None:
     p.add_argument("--input", required=True, metavar="FILE", help="tasks, one JSON object a line with a 'task' field")
     p.add_argument("--output", required=True, metavar="FILE", help="results, one JSON object a line")
     p.add_argument("--concurrency", type=_positive_int, default=16, metavar="N", help="tasks at once (default 16)")
-    p.add_argument("--resume", action="store_true", help="skip the indices already in --output and append the rest")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="skip the indices already in --output or the checkpoint and append the rest",
+    )
+    p.add_argument(
+        "--checkpoint", default=None, metavar="FILE",
+        help="where finished results are stored for --resume (default: OUTPUT.checkpoint.sqlite, "
+        "removed when the run goes to the end)",
+    )
     p.add_argument(
         "--budget-usd", type=_positive_dollars, default=None, metavar="X", help="stop sending once X dollars are spent"
     )
@@ -102,6 +127,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         return _usage(f"--input {args.input!r} does not exist")
     if os.path.exists(args.output) and not args.resume and os.path.getsize(args.output) > 0:
         return _usage(f"--output {args.output!r} exists: pass --resume to continue it, or remove it")
+    checkpoint = _checkpoint_path(args)
+    if os.path.exists(checkpoint) and not args.resume:
+        return _usage(f"checkpoint {checkpoint!r} exists: pass --resume to continue that run, or remove it")
     if not args.fake:
         return _run(args, base_url=None, api_key=None)
     try:
@@ -117,12 +145,41 @@ def _usage(message: str) -> int:
     return EXIT_USAGE
 
 
+def _checkpoint_path(args: argparse.Namespace) -> str:
+    return str(args.checkpoint) if args.checkpoint is not None else f"{args.output}.checkpoint.sqlite"
+
+
+def _cut_torn_line(path: str) -> None:
+    """Drop a half-written last line (a crash mid-write), so that appending starts on a line of its own."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as out:
+        size = out.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        out.seek(size - 1)
+        if out.read(1) == b"\n":
+            return
+        # Walk back to the last newline, a block at a time (the torn line is short).
+        end = size
+        while end > 0:
+            start = max(end - 65536, 0)
+            out.seek(start)
+            block = out.read(end - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                out.truncate(start + cut + 1)
+                return
+            end = start
+        out.truncate(0)
+
+
 def _done_indices(path: str) -> set[int]:
-    """Indices already in an output file (a torn last line, from a crash, is ignored)."""
+    """Indices already in an output file (a line that is not a result, like a torn one, is ignored)."""
     done: set[int] = set()
     if not os.path.exists(path):
         return done
-    with open(path, encoding="utf-8") as lines:
+    with open(path, encoding="utf-8", errors="replace") as lines:
         for line in lines:
             try:
                 done.add(int(json.loads(line)["index"]))
@@ -131,7 +188,31 @@ def _done_indices(path: str) -> set[int]:
     return done
 
 
+def _count_tasks(path: str) -> int:
+    """The input's non-blank lines: a quick pass (~30 ms a 100,000 lines) that parses nothing."""
+    count = 0
+    with open(path, "rb") as lines:
+        for line in lines:
+            if not line.isspace():
+                count += 1
+    return count
+
+
+def _line_key(line: str) -> str:
+    """Which input line a stored result belongs to: a hash of its text (a changed line runs again)."""
+    return hashlib.blake2b(line.strip().encode(), digest_size=16).hexdigest()
+
+
+def _remove_checkpoint(path: str) -> None:
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            os.remove(name)
+        except FileNotFoundError:
+            pass
+
+
 def _run(args: argparse.Namespace, *, base_url: str | None, api_key: str | None) -> int:
+    from ._checkpoint import results_missing_from
     from ._sync import run_sync
     from .agent import Agent
     from .budget import Budget
@@ -149,11 +230,21 @@ def _run(args: argparse.Namespace, *, base_url: str | None, api_key: str | None)
     except ConfigurationError as exc:
         return _usage(str(exc))
     budget = None if args.budget_usd is None else Budget(max_cost_usd=args.budget_usd)
-    done = _done_indices(args.output) if args.resume else set()
-    state = _State()
+    checkpoint = _checkpoint_path(args)
+    done: set[int] = set()
+    stored: dict[int, tuple[str, Any]] = {}
+    if args.resume:
+        _cut_torn_line(args.output)
+        done = _done_indices(args.output)
+        stored = results_missing_from(checkpoint, done)
+    total = None if args.no_progress else max(_count_tasks(args.input) - len(done) - len(stored), 0)
+    state = _State(stored)
     with open(args.input, encoding="utf-8") as source, open(args.output, "a", encoding="utf-8") as out:
         try:
-            run_sync(_batch, agent, _tasks(source, done, state), out, state, args.concurrency, budget, not args.no_progress)
+            run_sync(
+                _batch, agent, _tasks(source, done, state), out, state, checkpoint,
+                _Options(args.concurrency, budget, not args.no_progress, total),
+            )
         except KeyboardInterrupt:
             print(
                 f"\nlazybridge batch: interrupted; {state.written} results written to {args.output} "
@@ -161,8 +252,11 @@ def _run(args: argparse.Namespace, *, base_url: str | None, api_key: str | None)
                 file=sys.stderr,
             )
             return EXIT_INTERRUPTED
+    if args.checkpoint is None:
+        _remove_checkpoint(checkpoint)  # the output holds everything now
     print(
         f"lazybridge batch: {state.written} results written to {args.output}"
+        + (f" ({state.recovered} from the checkpoint)" if state.recovered else "")
         + (f", {len(done)} already there" if done else "")
         + f", {state.failed} failed, cost ${state.cost_usd:.5f}",
         file=sys.stderr,
@@ -170,17 +264,37 @@ def _run(args: argparse.Namespace, *, base_url: str | None, api_key: str | None)
     return EXIT_OK if state.failed == 0 else EXIT_BRANCH_FAILED
 
 
+class _Options:
+    def __init__(self, concurrency: int, budget: Any, progress: bool, total: int | None) -> None:
+        self.concurrency, self.budget, self.progress, self.total = concurrency, budget, progress, total
+
+
 class _State:
-    def __init__(self) -> None:
-        # batch index -> (input line index, the line's other fields, or an error for a bad line):
+    def __init__(self, stored: dict[int, tuple[str, Any]]) -> None:
+        # batch index -> (input line index, line key, the line's other fields, or an error for a bad line):
         # only the tasks in flight are here, so it stays as small as the concurrency.
-        self.pending: dict[int, tuple[int, dict[str, Any], str | None]] = {}
-        self.written = self.failed = 0
+        self.pending: dict[int, tuple[int, str, dict[str, Any], str | None]] = {}
+        #: Results in the checkpoint but not the output (from --resume), by input line index.
+        self.stored = stored
+        #: Output lines of stored results met in the input, waiting to be written.
+        self.recovered_lines: list[str] = []
+        self.written = self.failed = self.recovered = 0
         self.cost_usd = 0.0
+
+    def line(self, line_index: int, fields: dict[str, Any], problem: str | None, env: Any) -> str:
+        """The output line of a result, counted."""
+        self.written += 1
+        self.failed += problem is not None or not env.ok
+        self.cost_usd += env.metadata.cost_usd
+        return json.dumps(_record(line_index, fields, problem, env), ensure_ascii=False) + "\n"
 
 
 def _tasks(source: TextIO, done: set[int], state: _State) -> Iterator[str | None]:
-    """The input's tasks, lazily; a line that is not a task is yielded as ``None`` (an error result)."""
+    """The input's tasks, lazily; a line that is not a task is yielded as ``None`` (an error result).
+
+    Lines already in the output are skipped; a line whose result is in the
+    checkpoint (and whose text is unchanged) becomes its output line without running.
+    """
     position = 0
     for line_index, line in enumerate(source):
         if not line.strip() or line_index in done:
@@ -194,34 +308,53 @@ def _tasks(source: TextIO, done: set[int], state: _State) -> Iterator[str | None
             fields = {k: v for k, v in record.items() if k != "task"}
         except ValueError as exc:
             problem = f"line {line_index + 1}: {exc}"
-        state.pending[position] = (line_index, fields, problem)
+        key = _line_key(line)
+        stored = state.stored.pop(line_index, None)
+        if stored is not None and stored[0] == key:
+            state.recovered += 1
+            state.recovered_lines.append(state.line(line_index, fields, problem, stored[1]))
+            continue
+        state.pending[position] = (line_index, key, fields, problem)
         position += 1
         yield None if problem is not None else record["task"]
 
 
 async def _batch(
-    agent: Any, tasks: Iterator[str | None], out: TextIO, state: _State, concurrency: int, budget: Any, progress: bool
+    agent: Any, tasks: Iterator[str | None], out: TextIO, state: _State, checkpoint: str, options: _Options
 ) -> None:
+    from ._checkpoint import CheckpointWriter
+
     lines: list[str] = []
+    writer = CheckpointWriter(checkpoint)
+    await writer.open()
 
     async def flush() -> None:
+        lines.extend(state.recovered_lines)
+        state.recovered_lines.clear()
         chunk, lines[:] = "".join(lines), []
-        await anyio.to_thread.run_sync(_write, out, chunk)
+        if chunk:
+            await anyio.to_thread.run_sync(_write, out, chunk)
 
     try:
-        async with agent.run_batch(tasks, concurrency=concurrency, budget=budget, progress=progress) as results:
+        async with agent.run_batch(
+            tasks, concurrency=options.concurrency, budget=options.budget, progress=options.progress,
+            total=options.total,
+        ) as results:
             async for index, env in results:
-                line_index, fields, problem = state.pending.pop(index)
-                lines.append(json.dumps(_record(line_index, fields, problem, env), ensure_ascii=False) + "\n")
-                state.written += 1
-                state.failed += problem is not None or not env.ok
-                state.cost_usd += env.metadata.cost_usd
-                if len(lines) >= _FLUSH_EVERY:
+                line_index, key, fields, problem = state.pending.pop(index)
+                # The checkpoint first: a crash after it and before the line is
+                # written is repaired by --resume from the checkpoint.
+                await writer.put(line_index, key, env)
+                lines.append(state.line(line_index, fields, problem, env))
+                if len(lines) + len(state.recovered_lines) >= _FLUSH_EVERY:
                     await flush()
     finally:
-        # Shielded: an interrupted batch still writes every result it finished.
-        with anyio.CancelScope(shield=True):
-            await flush()
+        try:
+            # Shielded: an interrupted batch still writes every result it finished.
+            with anyio.CancelScope(shield=True):
+                await flush()
+        finally:
+            await writer.close()
 
 
 def _write(out: TextIO, chunk: str) -> None:

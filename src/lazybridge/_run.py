@@ -23,7 +23,7 @@ import anyio.to_thread
 from . import events
 from ._cancellation import is_stray_cancellation
 from ._checkpoint import read_checkpoint
-from ._checks import check_name, check_timeout
+from ._checks import check_name, check_timeout, check_whole
 from ._deadlines import StepDeadline
 from ._halt import Halt
 from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
@@ -312,6 +312,7 @@ class AgentBase:
         budget: Budget | None = None,
         progress: bool = False,
         retry_failed: bool = True,
+        total: int | None = None,
     ) -> BatchRun:
         """Run the agent on every task of ``tasks``, yielding ``(index, envelope)`` as each finishes.
 
@@ -344,9 +345,14 @@ class AgentBase:
                 ``BudgetExceededError`` envelopes without sending anything.
             progress: show done / failed / in flight, cost, throughput and
                 ETA on stderr (a live bar with the ``progress`` extra on a
-                terminal, log lines otherwise).
+                terminal, log lines otherwise).  The ETA needs the number of
+                tasks: ``len(tasks)`` when the input has a length, else
+                ``total``; with neither there is no ETA.
             retry_failed: on a re-run from a checkpoint, run again the tasks
                 whose stored envelope is an error (``False``: skip them too).
+            total: the number of tasks, for the progress display's ETA when
+                ``tasks`` has no ``len()`` (a generator, an async iterable);
+                it only informs the display and never limits the batch.
 
         Errors: bad arguments raise at once, naming the argument.  A task's
         failure is its error envelope in its place, and never stops the batch.
@@ -356,9 +362,10 @@ class AgentBase:
         in the checkpoint first.  See :class:`~lazybridge.BatchRun`.
         """
         size, span, path, shared = check_batch_arguments(tasks, concurrency, ordered, window, checkpoint, budget)
+        expected = check_whole(total, "total", minimum=0, optional=True)
         return BatchRun(
             self, tasks, concurrency=size, ordered=bool(ordered), window=span, checkpoint=path,
-            budget=shared, progress=bool(progress), retry_failed=bool(retry_failed),
+            budget=shared, progress=bool(progress), retry_failed=bool(retry_failed), total=expected,
         )
 
     def batch(
@@ -370,6 +377,7 @@ class AgentBase:
         budget: Budget | None = None,
         progress: bool = False,
         retry_failed: bool = True,
+        total: int | None = None,
     ) -> list[Envelope]:
         """Synchronous batch: every task's envelope, in input order (a list the size of the input).
 
@@ -381,7 +389,7 @@ class AgentBase:
         """
         run = self.run_batch(
             tasks, concurrency=concurrency, ordered=False, checkpoint=checkpoint, budget=budget,
-            progress=progress, retry_failed=retry_failed,
+            progress=progress, retry_failed=retry_failed, total=total,
         )
         return run_sync(_collect, run, checkpoint)
 

@@ -118,6 +118,7 @@ class BatchRun:
         budget: Budget | None,
         progress: bool | BatchProgress,
         retry_failed: bool,
+        total: int | None = None,
     ) -> None:
         self._agent = agent
         self._tasks = tasks
@@ -128,6 +129,7 @@ class BatchRun:
         self._budget = budget
         self._progress_option = progress
         self._retry_failed = retry_failed
+        self._total = total
         self._group: TaskGroup | None = None
         self._receive: MemoryObjectReceiveStream[_Result] | None = None
         self._writer: CheckpointWriter | None = None
@@ -154,7 +156,9 @@ class BatchRun:
         if isinstance(self._progress_option, BatchProgress):
             self._progress = self._progress_option
         elif self._progress_option:
-            total = len(self._tasks) if hasattr(self._tasks, "__len__") else None  # type: ignore[arg-type]
+            total = self._total
+            if total is None and hasattr(self._tasks, "__len__"):
+                total = len(self._tasks)  # type: ignore[arg-type]
             self._progress = BatchProgress(total)
         # Zero buffer: a finished task hands its envelope straight to the
         # consumer (or the reorderer), so nothing piles up if the consumer is slow.

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from unittest import mock
 
 import anyio
 import pytest
 
 from lazybridge import Agent, Budget, LLMEngine, read_checkpoint
 from lazybridge._batch_progress import BatchProgress
+from lazybridge.errors import ConfigurationError
 from lazybridge.testing import MockAgent, ScriptedModel
 
 pytestmark = pytest.mark.anyio
@@ -239,6 +243,63 @@ async def test_progress_writes_log_lines_when_stderr_is_not_a_terminal() -> None
     assert lines and all(line.startswith("batch: ") for line in lines)
     assert "3/3 done" in lines[-1] and "1 failed" in lines[-1] and "0 in flight" in lines[-1]
     assert "$0.0200" in lines[-1] and "tasks/s" in lines[-1]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_log_lines_carry_the_eta_measured_on_the_clock() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    progress = BatchProgress(100, stream=out, interval=5.0, clock=clock)
+    ok = MockAgent("ok")("x")
+    for _ in range(10):
+        progress.start()
+    clock.now += 4.0
+    progress.finish(ok)  # 4 s since the last line: no line yet
+    assert out.getvalue() == ""
+    clock.now += 1.0
+    progress.finish(ok)  # 2 done in 5 s: 0.4 tasks/s, 98 left -> 245 s
+    assert out.getvalue().splitlines() == [
+        "batch: 2/100 done, 0 failed, 8 in flight, $0.0000, 0.4 tasks/s, ETA 4m05s"
+    ]
+    for _ in range(8):
+        progress.finish(ok)
+    clock.now += 5.0  # 10 done in 10 s: 1 task/s, 90 left
+    progress.close()
+    assert out.getvalue().splitlines()[-1].endswith("10/100 done, 0 failed, 0 in flight, $0.0000, 1.0 tasks/s, ETA 1m30s")
+
+
+async def _batch_log(tasks: object, **options: object) -> list[str]:
+    """The log lines of ``run_batch(tasks, progress=True, **options)`` with stderr not a terminal."""
+    out = io.StringIO()
+    run = MockAgent("ok").run_batch(tasks, progress=True, **options)  # type: ignore[arg-type]
+    assert run._progress_option is True
+    with mock.patch.object(sys, "stderr", out):
+        async with run as results:
+            async for _ in results:
+                pass
+    return out.getvalue().splitlines()
+
+
+async def test_progress_eta_comes_from_len_or_total_and_is_absent_otherwise() -> None:
+    def generator() -> Iterator[str]:
+        yield from ["a", "b", "c"]
+
+    assert re.fullmatch(r"batch: 3/3 done, .*, ETA 0s", (await _batch_log(["a", "b", "c"]))[-1])
+    assert re.fullmatch(r"batch: 3/3 done, .*, ETA 0s", (await _batch_log(generator(), total=3))[-1])
+    unknown = (await _batch_log(generator()))[-1]
+    assert unknown.startswith("batch: 3 done, ") and "ETA" not in unknown
+
+
+@pytest.mark.parametrize("total", [-1, 1.5, "3", True])
+def test_total_must_be_a_whole_number(total: object) -> None:
+    with pytest.raises(ConfigurationError, match="total must be a whole number >= 0"):
+        MockAgent("ok").run_batch(["a"], total=total)  # type: ignore[arg-type]
 
 
 class Terminal(io.StringIO):

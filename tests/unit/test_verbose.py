@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import pytest
 
 from lazybridge import Agent
@@ -28,9 +29,56 @@ def seed_panel(**kwargs: object) -> Agent | object:
     return Agent.parallel(a, b, c, **kwargs)  # type: ignore[arg-type]
 
 
+class _Finished:
+    """A session-like sink that sets ``event`` when its agent's run has finished (its lines are printed by then)."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+    def emit(self, event: object) -> None:
+        if getattr(event, "kind", None) == "agent_finish":
+            self.event.set()
+
+
+class _Script:
+    """Replies that finish in a scripted order: the first once every branch has started, each next one after the
+    previous branch's finish event (so its lines are printed)."""
+
+    def __init__(self, branches: int) -> None:
+        self.branches = branches
+        self.started = 0
+        self.all_started = anyio.Event()
+
+    def after(self, previous: _Finished | None, text: str) -> object:
+        async def reply(task: str) -> str:
+            self.started += 1
+            if self.started == self.branches:
+                self.all_started.set()
+            await (previous.event if previous is not None else self.all_started).wait()
+            return text
+
+        return reply
+
+
 async def test_verbose_parallel_prints_the_seed_trace(capsys: pytest.CaptureFixture[str]) -> None:
-    panel = seed_panel(verbose=True)
-    env = await panel.run("What are the trade-offs of agent frameworks in 2026?")  # type: ignore[attr-defined]
+    # The seed's branches finish gpt, gemini, claude (10 / 50 / 100 ms in the
+    # tutorial); here each waits for the previous one's finish event instead of
+    # a delay, so the completion order is fixed whatever the machine's load.
+    gpt_done, gemini_done, script = _Finished(), _Finished(), _Script(3)
+    claude = MockAgent(
+        script.after(gemini_done, "Agent frameworks fall into three camps: graph-based, role-based and loop-based."),
+        name="claude_view", model="claude-haiku-4-5", cost_usd=0.00009,
+    )
+    gpt = MockAgent(
+        script.after(None, "The trade-offs centre on flexibility versus determinism."),
+        name="gpt_view", model="gpt-5.4-mini", cost_usd=0.00012, session=gpt_done,  # type: ignore[arg-type]
+    )
+    gemini = MockAgent(
+        script.after(gpt_done, "You can think of agent frameworks along two axes: control and cost."),
+        name="gemini_view", model="gemini-3-flash-preview", cost_usd=0.00008, session=gemini_done,  # type: ignore[arg-type]
+    )
+    panel = Agent.parallel(claude, gpt, gemini, verbose=True)
+    env = await panel.run("What are the trade-offs of agent frameworks in 2026?")
     lines = capsys.readouterr().out.splitlines()
 
     assert lines[0] == "[parallel ▶ 3 branches]"
@@ -53,8 +101,12 @@ async def test_verbose_parallel_prints_the_seed_trace(capsys: pytest.CaptureFixt
         assert len(own) == 2
         assert own[0].startswith(f"[branch {name}] assistant: {first_words}")
         assert own[1] == f"[branch {name}] done cost=${cost}"
-    # The branches ran concurrently, so their lines interleave by finish time.
-    assert [line.split("]")[0] for line in body[::2]] == ["[branch gpt_view", "[branch gemini_view", "[branch claude_view"]
+    # Each branch's two lines come together, in completion order (not the panel's order).
+    assert [line.split("]")[0] for line in body] == [
+        "[branch gpt_view", "[branch gpt_view",
+        "[branch gemini_view", "[branch gemini_view",
+        "[branch claude_view", "[branch claude_view",
+    ]
 
 
 async def test_long_answers_are_abbreviated(capsys: pytest.CaptureFixture[str]) -> None:
