@@ -109,14 +109,14 @@ __all__ = [
 ]
 
 #: The pool bounds (httpx's own defaults; see DESIGN.md rule 6 before changing them).
-#: The keep-alive count differs per transport.  httpx's transport keeps 20: raising it
-#: to 100 made httpcore's hand-off dearer (a 1,000-branch fan-out over loopback:
-#: ~6-10 ms of CPU per request instead of ~3), although 20 means nearly a new
-#: connection per request (0.96-1.0 per request, against 0.11-0.26 with 100).
-#: aiohttp's connector has no count bound: it keeps every idle connection (up to
-#: ``max_connections``) for ``keepalive_expiry`` -- the same fan-out opened exactly
-#: 100 connections (0.1 per request) at ~1.5 ms of CPU per request -- so there the
-#: count only tells "none" (0: close each after use) from "some".  Measured on the
+#: The keep-alive count differs per transport (benchmarks/keepalive.py: a 1,000-branch
+#: fan-out over loopback, 100 ms answers).  httpx's transport keeps 20: with 100 kept
+#: alive it opened fewer connections (0.25 per request instead of 0.99) but httpcore's
+#: hand-off cost ~9.6 ms of client CPU per request instead of ~2.1, and 3.7x the wall
+#: time.  aiohttp's connector has no count bound: it keeps every idle connection (up
+#: to ``max_connections``) for ``keepalive_expiry``, and opened exactly 100 (0.1 per
+#: request) at ~0.9-1.0 ms per request -- so on aiohttp "20" means "all 100", and the
+#: count only tells "none" (0: close each after use) from "some".  Numbers from the
 #: 2-core VM under load (benchmarks/RESULTS.md, "Transports").
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 #: Seconds a request may take to connect, or wait for the next bytes of its answer.
