@@ -140,7 +140,9 @@ async def test_pool_per_loop_and_origin() -> None:
     custom = httpx.Limits(max_connections=5, max_keepalive_connections=1)
     assert _http.pooled_client("https://api.openai.com/v1", custom) is not a
     assert a.timeout.pool is None
-    pool = a._transport._pool  # type: ignore[attr-defined]
+    h = _http.pooled_client("https://api.openai.com/v1", transport="httpx")
+    assert h is not a  # one client per transport setting ("auto" above)
+    pool = h._transport._pool  # type: ignore[attr-defined]
     assert (pool._max_connections, pool._max_keepalive_connections) == (100, 20)
     await lazybridge.aclose()
     assert a.is_closed

@@ -32,6 +32,7 @@ from ..messages import Message, ModelRequest, OutputSchema, ToolChoice, ToolSpec
 from ..providers import _http, pricing, registry
 from ..providers._http import Endpoint
 from ..providers._ratelimit import RateLimit
+from ..providers._transport import check_transport
 from ..providers.base import ModelClient
 from ..providers.client import HTTPModelClient
 from ._loop import LLMSetup, LLMStream, LoopSettings, prepare_setup, run_loop
@@ -99,6 +100,13 @@ class LLMEngine:
             pool; you own it (LazyBridge never closes it).
         limits: the ``httpx.Limits`` of the shared pool for this base URL
             (default 100 connections, 20 kept alive).
+        http_transport: the shared pool's transport: ``"auto"`` (aiohttp on
+            asyncio when the ``aiohttp`` extra is installed, else httpx's
+            own), ``"httpx"`` or ``"aiohttp"`` (a ``ConfigurationError``
+            at the first request on asyncio without the extra; httpx's own
+            under Trio).  Default: the ``LAZYBRIDGE_HTTP_TRANSPORT``
+            variable, else ``"auto"``.  Not with ``http_client=``.  See
+            "Transports" in the provider docs.
         rate_limit: a :class:`~lazybridge.RateLimit` the provider account (this
             base URL and API key) is paced to, shared by every engine of the
             process that uses the account; without one the pace is learned
@@ -156,12 +164,14 @@ class LLMEngine:
         output_mode: str = "auto",
         anthropic_version: str | None = None,
         rate_limit: RateLimit | None = None,
+        http_transport: str | None = None,
     ) -> None:
         if isinstance(model, ModelClient) and not isinstance(model, str):
             _refuse_connection_arguments(
                 base_url=base_url, api_key=api_key, timeout=timeout, stall_timeout=stall_timeout,
                 max_retries=None if max_retries == 2 else max_retries, http_client=http_client,
                 limits=limits, anthropic_version=anthropic_version, rate_limit=rate_limit,
+                http_transport=http_transport,
             )
             route = None
         else:
@@ -196,6 +206,12 @@ class LLMEngine:
                 f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"
             )
         check_limits(limits, "limits")
+        transport = check_transport(http_transport, "http_transport")
+        if transport is not None and http_client is not None:
+            raise ConfigurationError(
+                "http_transport= picks the transport of LazyBridge's pooled clients; "
+                "it does not apply with http_client= (your client keeps its own transport)"
+            )
         check_api_key(api_key, "api_key")
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise ConfigurationError(
@@ -223,6 +239,7 @@ class LLMEngine:
                 "limits": limits or _http.DEFAULT_LIMITS,
                 "http_client": http_client,
                 "rate_limit": rate_limit,
+                "http_transport": transport,
             }
             self.client = HTTPModelClient(route, wire, api_key, settings)
 

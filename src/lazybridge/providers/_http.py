@@ -4,10 +4,12 @@ Every provider call goes through this module; the wire formats
 (:mod:`lazybridge.providers.base`) only translate.
 
 Client pool
-    One :class:`httpx.AsyncClient` per event loop per origin and
-    :class:`httpx.Limits`, shared by every agent (an ``anyio.lowlevel.RunVar``
-    holds them).  The pool is bounded (:data:`DEFAULT_LIMITS`: 100
-    connections, 20 kept alive).  Requests in flight per client are capped
+    One :class:`httpx.AsyncClient` per event loop per origin,
+    :class:`httpx.Limits` and transport setting, shared by every agent (an
+    ``anyio.lowlevel.RunVar`` holds them).  On asyncio with the ``aiohttp``
+    extra aiohttp does their I/O (see :mod:`._transport`).  The pool is
+    bounded (:data:`DEFAULT_LIMITS`: 100 connections, 20 kept alive on
+    httpx's transport, all 100 on aiohttp's).  Requests in flight per client are capped
     at ``max_connections`` by an :class:`anyio.CapacityLimiter`; the rest
     wait on it (first come, first served, never timing out), so a large
     fan-out queues cheaply instead of failing with ``PoolTimeout`` -- or
@@ -85,6 +87,7 @@ from ._errormap import retry_delay, scrubbed, status_error, transport_error
 from ._eventstream import CLOSE_TIMEOUT, EventStream, _close_response
 from ._ratelimit import Account, Permit, RateLimit, account
 from ._shape import malformed, obj, restate
+from ._transport import Transport, aiohttp_client, chosen, setting
 from .base import OnRetry, RetryNotice, WireFormat
 
 T = TypeVar("T")
@@ -106,6 +109,15 @@ __all__ = [
 ]
 
 #: The pool bounds (httpx's own defaults; see DESIGN.md rule 6 before changing them).
+#: The keep-alive count differs per transport (benchmarks/keepalive.py: a 1,000-branch
+#: fan-out over loopback, 100 ms answers).  httpx's transport keeps 20: with 100 kept
+#: alive it opened fewer connections (0.25 per request instead of 0.99) but httpcore's
+#: hand-off cost ~9.6 ms of client CPU per request instead of ~2.1, and 3.7x the wall
+#: time.  aiohttp's connector has no count bound: it keeps every idle connection (up
+#: to ``max_connections``) for ``keepalive_expiry``, and opened exactly 100 (0.1 per
+#: request) at ~0.9-1.0 ms per request -- so on aiohttp "20" means "all 100", and the
+#: count only tells "none" (0: close each after use) from "some".  Numbers from the
+#: 2-core VM under load (benchmarks/RESULTS.md, "Transports").
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 #: Seconds a request may take to connect, or wait for the next bytes of its answer.
 DEFAULT_TIMEOUT = 600.0
@@ -176,37 +188,44 @@ def _origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host}:{url.port or ''}"
 
 
-def pooled_client(base_url: str, limits: httpx.Limits = DEFAULT_LIMITS) -> httpx.AsyncClient:
-    """The shared client of this event loop for ``base_url``'s origin and ``limits``.
+def pooled_client(
+    base_url: str, limits: httpx.Limits = DEFAULT_LIMITS, transport: Transport | None = None
+) -> httpx.AsyncClient:
+    """The shared client of this event loop for ``base_url``'s origin, ``limits`` and transport.
 
     Must be called inside a running event loop.  The client lives until
     :func:`lazybridge.aclose` runs in this loop, or the loop shuts down.
+    ``transport`` (default: ``LAZYBRIDGE_HTTP_TRANSPORT``, else ``"auto"``)
+    picks the transport as :mod:`._transport` says; raises
+    ``ConfigurationError`` for ``"aiohttp"`` on asyncio without the extra.
     """
-    return _pooled(base_url, limits)[0]
+    return _pooled(base_url, limits, transport=setting(transport))[0]
 
 
-def _pool_key(base_url: str, limits: httpx.Limits) -> tuple[Any, ...]:
+def _pool_key(base_url: str, limits: httpx.Limits, transport: Transport) -> tuple[Any, ...]:
     return (
         _origin(httpx.URL(base_url)),
         limits.max_connections,
         limits.max_keepalive_connections,
         limits.keepalive_expiry,
+        transport,
     )
 
 
 def _pooled(
-    base_url: str, limits: httpx.Limits, key: tuple[Any, ...] | None = None
+    base_url: str, limits: httpx.Limits, key: tuple[Any, ...] | None = None, *, transport: Transport = "auto"
 ) -> tuple[httpx.AsyncClient, anyio.CapacityLimiter]:
     pool = _current_pool()
-    key = key or _pool_key(base_url, limits)
+    key = key or _pool_key(base_url, limits, transport)
     entry = pool.clients.get(key)
     if entry is None:
-        client = httpx.AsyncClient(
-            limits=limits,
-            timeout=httpx.Timeout(DEFAULT_TIMEOUT, pool=None),
-            verify=ssl_context(),
-            headers={"user-agent": USER_AGENT},
-        )
+        settings: dict[str, Any] = {
+            "limits": limits,
+            "timeout": httpx.Timeout(DEFAULT_TIMEOUT, pool=None),
+            "verify": ssl_context(),
+            "headers": {"user-agent": USER_AGENT},
+        }
+        client = aiohttp_client(**settings) if chosen(key[-1]) == "aiohttp" else httpx.AsyncClient(**settings)
         entry = pool.clients[key] = (client, anyio.CapacityLimiter(limits.max_connections or 100))
     return entry
 
@@ -222,7 +241,9 @@ class Endpoint:
     its translation.  ``timeout`` bounds connecting and every wait for bytes
     of a non-streamed answer; ``stall_timeout`` (default: ``timeout``) is
     how long a stream may stay silent.  ``http_client``, when given, is used
-    instead of the pool and never closed here.
+    instead of the pool and never closed here.  ``http_transport`` picks the
+    pooled client's transport (see :mod:`._transport`); ``None`` reads
+    ``LAZYBRIDGE_HTTP_TRANSPORT`` here, at construction.
     """
 
     provider: str
@@ -235,6 +256,7 @@ class Endpoint:
     limits: httpx.Limits = attrs.field(default=DEFAULT_LIMITS, repr=False)
     http_client: httpx.AsyncClient | None = attrs.field(default=None, repr=False)
     rate_limit: RateLimit | None = attrs.field(default=None, repr=False)
+    http_transport: Transport | None = attrs.field(default=None, repr=False)
     #: The provider account's shared rate limiter (see :mod:`._ratelimit`).
     account: Account = attrs.field(init=False, repr=False)
     _headers: dict[str, str] = attrs.field(init=False, repr=False)
@@ -247,7 +269,9 @@ class Endpoint:
         if self.api_key is not None:
             headers.update(self.wire.auth_headers(self.api_key.reveal()))
         object.__setattr__(self, "_headers", headers)
-        object.__setattr__(self, "_pool_key", _pool_key(self.base_url, self.limits))
+        object.__setattr__(
+            self, "_pool_key", _pool_key(self.base_url, self.limits, self._transport_setting())
+        )
         digest = hashlib.sha256(self.api_key.reveal().encode()).digest() if self.api_key is not None else None
         object.__setattr__(self, "account", account(self._pool_key[0], digest, self.rate_limit))
         stall = self.timeout if self.stall_timeout is None else self.stall_timeout
@@ -256,6 +280,10 @@ class Endpoint:
             "_timeouts",
             (httpx.Timeout(self.timeout, pool=None), httpx.Timeout(self.timeout, read=stall, pool=None)),
         )
+
+    def _transport_setting(self) -> Transport:
+        # A user's client is used as is: the variable is not even read for it.
+        return setting(self.http_transport) if self.http_client is None else "httpx"
 
     def client(self) -> httpx.AsyncClient:
         """The client requests go through (the pooled one unless ``http_client`` was given)."""
@@ -309,6 +337,7 @@ def shared_endpoint(
     limits: httpx.Limits = DEFAULT_LIMITS,
     http_client: httpx.AsyncClient | None = None,
     rate_limit: RateLimit | None = None,
+    http_transport: Transport | None = None,
 ) -> Endpoint:
     """An :class:`Endpoint`, shared by every engine configured the same way.
 
@@ -324,14 +353,16 @@ def shared_endpoint(
             provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits, http_client, rate_limit
         )
     digest = hashlib.sha256(api_key.encode()).digest() if api_key else None
+    transport = setting(http_transport)
     key = (
-        provider, wire, base_url, digest, timeout, stall_timeout, max_retries, _pool_key(base_url, limits)[1:],
-        rate_limit,
+        provider, wire, base_url, digest, timeout, stall_timeout, max_retries,
+        _pool_key(base_url, limits, transport)[1:], rate_limit,
     )
     endpoint = _shared.get(key)
     if endpoint is None:
         endpoint = Endpoint(
-            provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits, rate_limit=rate_limit
+            provider, wire, base_url, secret, timeout, stall_timeout, max_retries, limits,
+            rate_limit=rate_limit, http_transport=transport,
         )
         _shared[key] = endpoint
     return endpoint
