@@ -56,7 +56,7 @@ async def test_a_scope_left_before_the_stop_reaches_it_leaves_its_task_alone() -
     halt = Halt()
     with anyio.CancelScope() as outer:
         halt.watch(outer)
-        with anyio.CancelScope() as inner:
+        with anyio.CancelScope() as inner:  # noqa: ASYNC100 -- left with no checkpoint on purpose
             halt.watch(inner)
             halt.stop("done")
         # inner was left without a checkpoint: nothing was raised in it, on either backend
