@@ -28,7 +28,10 @@ the time from the winner's answer (its reply returning) to ``race.run()``
 returning, which is cancelling and awaiting the N-1 losers and building the
 envelope.  Target: under 50 ms at N = 1,000 on each backend.  The floor
 column is the same cancellation with bare anyio: N-1 tasks, each in its own
-cancel scope, cancelled one by one and awaited.
+cancel scope, cancelled one by one and awaited.  The cpu columns are the
+process CPU time of the same windows (medians) and their ratio: on a machine
+shared with other work the wall times stretch with the load, the CPU times
+much less.
 
 Merged stream memory (issue 14): the tracemalloc peak of one
 ``async with panel.stream(task)`` over N branches with a consumer that reads
@@ -120,9 +123,9 @@ def measure(backend: str, n: int, delay: float, repeats: int) -> dict[str, tuple
     return {name: (best[name][0], best[name][1], peaks[name]) for name in runs}
 
 
-def race_after_win(backend: str, n: int, repeats: int) -> list[float]:
-    """Seconds from the winner's answer to ``race.run()`` returning, for each repeat."""
-    state = {"started": 0, "won_at": 0.0}
+def race_after_win(backend: str, n: int, repeats: int) -> list[tuple[float, float]]:
+    """(wall, process CPU) seconds from the winner's answer to ``race.run()`` returning, for each repeat."""
+    state = {"started": 0, "won_at": 0.0, "won_cpu": 0.0}
     all_in: list[anyio.Event] = []
 
     async def lose(task: str) -> str:
@@ -134,12 +137,12 @@ def race_after_win(backend: str, n: int, repeats: int) -> list[float]:
 
     async def win(task: str) -> str:
         await all_in[0].wait()  # every loser is in flight
-        state["won_at"] = time.perf_counter()
+        state["won_at"], state["won_cpu"] = time.perf_counter(), time.process_time()
         return "first!"
 
     racers = [MockAgent(lose, name=f"r{i}") for i in range(n - 1)]
     race = Agent.race(*racers[: n // 2], MockAgent(win, name="winner"), *racers[n // 2 :])
-    samples: list[float] = []
+    samples: list[tuple[float, float]] = []
 
     async def timed() -> None:
         for _ in range(repeats + 1):  # the first is a warm-up
@@ -147,7 +150,7 @@ def race_after_win(backend: str, n: int, repeats: int) -> list[float]:
             all_in[:] = [anyio.Event()]
             gc.collect()
             env = await race.run("go")
-            samples.append(time.perf_counter() - state["won_at"])
+            samples.append((time.perf_counter() - state["won_at"], time.process_time() - state["won_cpu"]))
             assert env.text() == "first!" and env.metadata.winner == "winner"
         del samples[0]
 
@@ -155,9 +158,9 @@ def race_after_win(backend: str, n: int, repeats: int) -> list[float]:
     return samples
 
 
-def cancel_floor(backend: str, n: int, repeats: int) -> list[float]:
-    """The floor of the race's win->return: a bare task group of N-1 tasks, each cancelled in its own scope."""
-    samples: list[float] = []
+def cancel_floor(backend: str, n: int, repeats: int) -> list[tuple[float, float]]:
+    """The floor of the race's win->return (wall, CPU): a bare task group of N-1 tasks, each cancelled in its own scope."""
+    samples: list[tuple[float, float]] = []
 
     async def timed() -> None:
         for _ in range(repeats + 1):
@@ -176,10 +179,10 @@ def cancel_floor(backend: str, n: int, repeats: int) -> list[float]:
                 for _ in range(n - 1):
                     tg.start_soon(wait, scopes, all_in)
                 await all_in.wait()
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 for scope in scopes:
                     scope.cancel()
-            samples.append(time.perf_counter() - started)
+            samples.append((time.perf_counter() - started, time.process_time() - started_cpu))
         del samples[0]
 
     anyio.run(timed, backend=backend)
@@ -188,16 +191,21 @@ def cancel_floor(backend: str, n: int, repeats: int) -> list[float]:
 
 def race_table(sizes: list[int], repeats: int) -> list[str]:
     failures = []
-    header = f"{'backend':8} {'N':>6} {'win->return best':>17} {'median':>9} {'worst':>9} {'floor median':>13}"
+    header = (f"{'backend':8} {'N':>6} {'win->return best':>17} {'median':>9} {'worst':>9} {'floor median':>13} "
+              f"{'cpu median':>11} {'floor cpu':>10} {'cpu ratio':>9}")
     print(header)
     print("-" * len(header))
     for backend in ("asyncio", "trio"):
         for n in sizes:
-            samples = sorted(race_after_win(backend, n, repeats))
-            floor = sorted(cancel_floor(backend, n, repeats))[repeats // 2]
+            race = race_after_win(backend, n, repeats)
+            bare = cancel_floor(backend, n, repeats)
+            samples = sorted(wall for wall, _ in race)
+            floor = sorted(wall for wall, _ in bare)[repeats // 2]
+            cpu = sorted(cpu for _, cpu in race)[repeats // 2]
+            floor_cpu = sorted(cpu for _, cpu in bare)[repeats // 2]
             best, median, worst = samples[0], samples[len(samples) // 2], samples[-1]
             print(f"{backend:8} {n:>6} {best * 1000:>15.1f}ms {median * 1000:>7.1f}ms {worst * 1000:>7.1f}ms "
-                  f"{floor * 1000:>11.1f}ms")
+                  f"{floor * 1000:>11.1f}ms {cpu * 1000:>9.1f}ms {floor_cpu * 1000:>8.1f}ms {cpu / floor_cpu:>9.2f}")
             if n == 1000 and median > 0.05:
                 failures.append(f"{backend} race N={n}: {median * 1000:.1f} ms from win to return (target 50 ms)")
     return failures

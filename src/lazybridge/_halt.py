@@ -11,9 +11,16 @@ and the caller is not affected.
 
 A branch that had not started yet (waiting for a ``concurrency_limit`` slot or
 its turn in a staggered race) watches the halt the same way while it waits.
+
+On asyncio the scopes are cancelled from a loop callback queued by
+:meth:`Halt.stop` (see there why), so they are cancelled by the time the
+stopping task next checkpoints; on Trio, within ``stop`` itself.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
 
 import anyio
 
@@ -52,10 +59,33 @@ class Halt:
             return
         self.cause = cause
         scopes, self._scopes = self._scopes, set()
-        for scope in scopes:
-            scope.cancel()
+        if len(scopes) > 1 and _in_asyncio_task():
+            # From a loop callback, not from this task: anyio's asyncio
+            # CancelScope.cancel() formats repr(current_task()) into its reason
+            # (coroutine name, source file and line), several microseconds for
+            # each of a race's thousand losers; outside a task there is none to
+            # format.  The callback runs before this task's next checkpoint
+            # returns; a branch that runs before it just reaches its next
+            # checkpoint and is cancelled there (or finishes with its answer,
+            # as if it had finished a moment before the stop).
+            asyncio.get_running_loop().call_soon(_cancel_all, scopes)
+        else:
+            _cancel_all(scopes)
 
     def error(self, label: str) -> BranchCancelled:
         """The error in the slot of branch ``label``, stopped by this halt."""
         cause = self.cause or "its fan-out was stopped"
         return BranchCancelled(f"branch {label!r} was cancelled: {cause}", cause=cause)
+
+
+def _cancel_all(scopes: Iterable[anyio.CancelScope]) -> None:
+    for scope in scopes:
+        scope.cancel()
+
+
+def _in_asyncio_task() -> bool:
+    """Whether this code runs in an asyncio task (so anyio's scopes are asyncio's; a Trio guest run's are not)."""
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop in this thread: Trio
+        return False

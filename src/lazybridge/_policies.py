@@ -44,6 +44,10 @@ class FanOutPolicy:
     def begin(self) -> None:
         """Called in the fan-out's task before any branch runs."""
 
+    def waits_turn(self, index: int) -> bool:
+        """Whether branch ``index`` may have to wait for its turn (:meth:`wait_turn`)."""
+        return False
+
     async def wait_turn(self, index: int) -> None:
         """Wait until branch ``index`` may start (a staggered race); cancelled by the halt."""
 
@@ -74,15 +78,18 @@ class FanOutPolicy:
             self.observe(index, env)
             return env
         acquired = False
-        with anyio.CancelScope() as waiting:
-            halt.watch(waiting)
-            try:
-                await self.wait_turn(index)
-                if limiter is not None:
-                    await limiter.acquire()
-                    acquired = True
-            finally:
-                halt.unwatch(waiting)
+        if limiter is not None or self.waits_turn(index):
+            # A scope only for a branch that can wait: at a thousand branches
+            # the scopes of ones that start at once are felt.
+            with anyio.CancelScope() as waiting:
+                halt.watch(waiting)
+                try:
+                    await self.wait_turn(index)
+                    if limiter is not None:
+                        await limiter.acquire()
+                        acquired = True
+                finally:
+                    halt.unwatch(waiting)
         try:
             env = stopped(halt.error(self.labels[index])) if halt.stopped else await run(halt)
         finally:
@@ -156,6 +163,9 @@ class RacePolicy(FanOutPolicy):
         if self.stagger is not None:
             self._start = anyio.current_time()
             self._gates = [anyio.Event() for _ in self.labels]
+
+    def waits_turn(self, index: int) -> bool:
+        return self._gates is not None and index != 0
 
     async def wait_turn(self, index: int) -> None:
         gates = self._gates

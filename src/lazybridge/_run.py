@@ -26,7 +26,7 @@ from ._checkpoint import read_checkpoint
 from ._checks import check_name, check_timeout, check_whole
 from ._deadlines import StepDeadline
 from ._halt import Halt
-from ._scope import agent_timeout, begin_run, cancel_run, end_run, spent_metadata
+from ._scope import agent_timeout, begin_run, cancel_run, end_run, end_stopped_run, spent_metadata
 from ._stream import AgentStream, EngineStream
 from ._sync import run_sync
 from ._trace import TracePrinter
@@ -172,6 +172,7 @@ class AgentBase:
         ``BranchCancelled`` envelope with its run id and spend.
         """
         ctx = begin_run(self, task_env)
+        result: Envelope | None
         token = None
         finished = False
         try:
@@ -195,6 +196,9 @@ class AgentBase:
                     raise
                 result = Envelope.error_envelope(exc, metadata=spent_metadata(self, ctx))
             finished = True
+            if result is None:  # stopped by the halt (so halt is set)
+                assert halt is not None
+                return end_stopped_run(self, ctx, task_env, halt.error(step_label or self.name))
             return end_run(self, ctx, task_env, result)
         finally:
             if token is not None:
@@ -212,7 +216,12 @@ class AgentBase:
         step_timeout: float | None,
         step_label: str | None,
         halt: Halt | None = None,
-    ) -> Envelope:
+    ) -> Envelope | None:
+        """:meth:`_execute` under the run's deadlines: its envelope, or ``None`` if ``halt`` stopped it.
+
+        A halted run's envelope is built by ``_run`` (:func:`end_stopped_run`),
+        stamped in one go.
+        """
         own = self.timeout
         step: StepDeadline | None = None
         with anyio.CancelScope() as scope:
@@ -232,7 +241,7 @@ class AgentBase:
                     halt.unwatch(scope)
         # The scope's own deadline ran out or the halt cancelled it: only those land here.
         if halt is not None and halt.stopped:
-            return Envelope.error_envelope(halt.error(step_label or self.name), metadata=spent_metadata(self, ctx))
+            return None
         if step is not None and step.ran_out():
             message = f"branch {step_label or self.name!r} exceeded step_timeout={step_timeout:g}s"
             return Envelope.error_envelope(TimeoutError(message), metadata=spent_metadata(self, ctx))

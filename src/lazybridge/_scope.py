@@ -8,7 +8,7 @@ these functions, so a run has one shape whatever started it:
   and emits ``agent_start``;
 * :func:`end_run` stamps the result envelope with the run's id, agent, task
   and latency, reconciles the run's live spend account and emits
-  ``agent_finish``;
+  ``agent_finish`` (:func:`end_stopped_run` for a run its fan-out stopped);
 * :func:`cancel_run` is for a run cancelled from outside: it cannot return an
   envelope, but it still emits ``agent_finish`` (``RunCancelled``) with what
   it spent, before the cancellation propagates;
@@ -50,7 +50,26 @@ def begin_run(agent: AgentBase, task: Envelope) -> RunContext:
 def end_run(agent: AgentBase, ctx: RunContext, task: Envelope, result: Envelope) -> Envelope:
     """Close a run with ``result``: the stamped envelope, the settled account, the finish event."""
     latency_ms = (time.perf_counter() - ctx.started) * 1000.0
-    envelope = finish_envelope(result, task, ctx.run_id, agent.name, latency_ms)
+    return close_run(agent, ctx, finish_envelope(result, task, ctx.run_id, agent.name, latency_ms))
+
+
+def end_stopped_run(agent: AgentBase, ctx: RunContext, task: Envelope, error: Exception) -> Envelope:
+    """Close a run stopped early with ``error`` (its fan-out's halt): :func:`end_run` of its error envelope.
+
+    The envelope is built stamped at once -- one metadata and one envelope,
+    not an unstamped pair and then a stamped copy: a race that a racer won
+    among a thousand builds a thousand of these while the caller waits.
+    """
+    latency_ms = (time.perf_counter() - ctx.started) * 1000.0
+    metadata = EnvelopeMetadata.of_spend(
+        ctx.spent, run_id=ctx.run_id, agent=agent.name, model=agent.model, provider=agent.provider,
+        latency_ms=latency_ms,
+    )
+    return close_run(agent, ctx, Envelope.error_envelope(error, task=task.task, context=task.context, metadata=metadata))
+
+
+def close_run(agent: AgentBase, ctx: RunContext, envelope: Envelope) -> Envelope:
+    """Settle the run's account with its stamped ``envelope`` and emit its finish event."""
     meta = envelope.metadata
     if meta.cost_usd or meta.input_tokens or meta.output_tokens:
         ctx.settle(meta.input_tokens, meta.output_tokens, meta.cost_usd)

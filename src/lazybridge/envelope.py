@@ -159,6 +159,7 @@ class Envelope:
         exc: BaseException,
         *,
         task: str | None = None,
+        context: str | None = None,
         metadata: EnvelopeMetadata | None = None,
     ) -> Envelope:
         """An envelope for a run that failed with ``exc``.
@@ -176,7 +177,7 @@ class Envelope:
             bool(getattr(exc, "retryable", False)),
             exception=exc if isinstance(exc, Exception) else None,
         )
-        return cls(task=task, metadata=metadata or EnvelopeMetadata(), error=info)
+        return cls(task, context, None, metadata or EnvelopeMetadata(), info)
 
     # -- reading ----------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -236,7 +236,7 @@ class ParallelAgent(AgentBase):
         async with limiter:  # waiting here is outside the branch's step_timeout
             return await self._execute_branch(index, agent, task, run)
 
-    async def _policy_branch(
+    def _policy_branch(
         self,
         index: int,
         agent: AgentBase,
@@ -244,14 +244,25 @@ class ParallelAgent(AgentBase):
         limiter: anyio.CapacityLimiter | None,
         run: RunContext | None,
         policy: FanOutPolicy,
-    ) -> Envelope:
-        """A branch under a completion policy: it may be stopped before or while it runs."""
+    ) -> Coroutine[Any, Any, Envelope]:
+        """The coroutine of a branch under a completion policy: it may be stopped before or while it runs.
+
+        The policy's own coroutine, running the agent's own run where
+        :meth:`_branch` would (no trace label, ``run()`` not overridden): each
+        frame fewer is one fewer for the cancellation of every loser of a race
+        to pass through.
+        """
         started = time.perf_counter()
-        return await policy.run_branch(
-            index,
-            limiter,
-            lambda halt: self._execute_branch(index, agent, task, run, halt),
-            lambda error: self._error_envelope(error, agent, task, started),
+        label, step_timeout = self.labels[index], self.step_timeout
+        branch: Callable[[Halt], Awaitable[Envelope]]
+        if run is None and type(agent).run is AgentBase.run:
+            def branch(halt: Halt) -> Awaitable[Envelope]:
+                return agent._run(task, step_timeout=step_timeout, step_label=label, halt=halt)
+        else:
+            def branch(halt: Halt) -> Awaitable[Envelope]:
+                return self._execute_branch(index, agent, task, run, halt)
+        return policy.run_branch(
+            index, limiter, branch, lambda error: self._error_envelope(error, agent, task, started)
         )
 
     async def _execute_branch(

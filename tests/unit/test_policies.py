@@ -267,3 +267,35 @@ async def test_a_failed_racer_hands_its_turn_on_at_once() -> None:
     env = await run(race)  # without the hand-on this would wait 30 s
     assert env.text() == "second"
     assert live.started == 0
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+async def test_a_stopped_racers_slot_is_its_own_runs_error_envelope(traced: bool) -> None:
+    # Untraced, a racer's run is started by the policy itself; traced, through
+    # the branch wrapper that labels its events.  The slot is the same.
+    from lazybridge import Session, events
+
+    session = Session() if traced else None
+    live = Live(wait_for=1)
+    slow = live.forever("slow", model="m-slow", provider="p-slow")
+
+    async def fast_reply(task: str) -> str:
+        await live.ready.wait()  # slow is running: it is stopped, not prevented from starting
+        return "win"
+
+    race = Agent.race(slow, MockAgent(fast_reply, name="fast"), session=session)
+    slot, fast = await race.run_branches("go", context="background")
+    assert fast.text() == "win" and live.running == 0
+    assert slot.error is not None and slot.error.type == "BranchCancelled"
+    assert slot.error.message == "branch 'slow' was cancelled: racer 'fast' won"
+    assert isinstance(slot.error.exception, BranchCancelled) and slot.error.exception.cause == "racer 'fast' won"
+    assert slot.payload is None and slot.task == "go" and slot.context == "background"
+    meta = slot.metadata
+    assert (meta.agent, meta.model, meta.provider) == ("slow", "m-slow", "p-slow")
+    assert meta.run_id and meta.run_id != fast.metadata.run_id and meta.latency_ms > 0
+    assert (meta.cost_usd, meta.input_tokens, meta.output_tokens) == (0.0, 0, 0)
+    if session is not None:
+        [start] = [e for e in session.events.query(events.AGENT_START) if e.agent == "slow"]
+        [finish] = [e for e in session.events.query(events.AGENT_FINISH) if e.agent == "slow"]
+        assert start.run_id == finish.run_id == meta.run_id
+        assert finish.error_type == "BranchCancelled" and finish.error_message == slot.error.message
