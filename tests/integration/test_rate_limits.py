@@ -8,6 +8,7 @@ every wait measured here is the rate limiter's.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ import anyio
 import pytest
 
 import lazybridge
-from lazybridge import Agent, LLMEngine, RateLimit
+from lazybridge import Agent, LLMEngine, RateLimit, Session
 from lazybridge.envelope import Envelope
 from lazybridge.testing import FakeProvider, FakeRateLimit, Reply
 
@@ -161,3 +162,90 @@ async def test_rate_waits_do_not_count_against_step_timeout(fake: FakeProvider, 
 
     assert env.ok, env.error
     assert len(fake.requests) == 6
+
+
+# -- what a user sees: rate_limit_wait events ------------------------------------------------
+
+
+def waits(session: Session) -> list[tuple[str | None, str, float]]:
+    """The session's rate_limit_wait events as (branch, reason, seconds), shortest wait first."""
+    found = [(e.branch, e.data["reason"], e.data["wait_s"]) for e in session.events.query("rate_limit_wait")]
+    return sorted(found, key=lambda w: w[2])
+
+
+async def test_each_request_that_waits_for_its_turn_emits_one_rate_limit_wait_event(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    """Four branches at five requests a second (a one-request burst): the first goes at once,
+    the others wait 0.2, 0.4 and 0.6 s, each told once, with the limit that held it."""
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=300)
+    )
+    session = Session()
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(4)), session=session)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    found = waits(session)
+    assert [reason for _, reason, _ in found] == ["requests"] * 3
+    assert [wait for _, _, wait in found] == pytest.approx([0.2, 0.4, 0.6], abs=0.1)
+    assert len({branch for branch, _, _ in found}) == 3  # three branches, one event each
+    assert len(fake.requests) == 4
+
+
+async def test_a_token_limit_wait_names_tokens(fake: FakeProvider, base_url: str, key: str) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(tokens_per_minute=600)
+    )
+    session = Session()
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(2)), session=session)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    ((_, reason, wait),) = waits(session)
+    assert reason == "tokens" and wait > 0.1  # 10 tokens a second: any request is over a tenth of a second
+
+
+async def test_a_retry_waiting_out_a_429_pause_names_the_pause(fake: FakeProvider, base_url: str, key: str) -> None:
+    """The 429 names 0.3 s: the retry (no back-off: stamina's testing mode) waits out the account's pause,
+    plus the random spread of up to the pause's length that requests leave an unknown-rate pause with."""
+    fake.push(Reply.error(429, headers={"retry-after": "0.3"}), "done")
+    session = Session()
+    engine = LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=key, max_retries=2)
+    env = await run(Agent(engine=engine, name="a", session=session))
+
+    assert env.ok, env.error
+    kinds = [e.kind for e in session.events if e.kind.startswith(("model_", "rate_"))]
+    assert kinds == ["model_request", "model_retry", "rate_limit_wait", "model_response"]
+    ((_, reason, wait),) = waits(session)
+    assert reason == "paused" and 0.28 <= wait <= 0.7
+
+
+async def test_a_request_that_did_not_wait_emits_no_rate_limit_wait(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=6000)
+    )
+    session = Session()
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(5)), session=session)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    assert waits(session) == []  # a burst of 10: nobody waited
+    assert len(session.events.query("model_response")) == 5
+
+
+async def test_the_verbose_trace_shows_the_wait(
+    fake: FakeProvider, base_url: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=600)
+    )
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(2)), verbose=True)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    lines = [line for line in capsys.readouterr().out.splitlines() if "rate limit" in line]
+    assert len(lines) == 1
+    assert re.fullmatch(r"\[branch b[01]\] waited 0\.\d\ds for the rate limit \(requests\)", lines[0]), lines

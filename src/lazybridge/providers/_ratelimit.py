@@ -30,7 +30,13 @@ Where the limits come from
     from ``(limit - remaining - 1) / reset``, or as the limit per minute (the
     documented window) while the bucket is nearly full; the highest reading
     is kept, and a much higher one replans the queue.  An account whose answers carry no such headers is not paced.
-    Both: the tighter of the two applies.
+    Both: a configured limit is used for the dimension it names, and the
+    headers only for a dimension left unconfigured.  A reading is a lower
+    bound of the provider's rate, so it cannot show that a declared rate is
+    too high; taking the tighter of the two paced a fan-out configured at the
+    provider's exact rate at 0.9 x ~0.95 of it (``benchmarks/providers.py
+    --rate-limited``: 1.15x the ideal time instead of 1.0x).  A declaration
+    above the real limit is corrected by the 429s' pauses.
 
 Pauses
     A 429 or 529 whose answer names a delay (``retry-after``...) of at most
@@ -38,6 +44,14 @@ Pauses
     waiting for their turn wait longer, and nobody sends.  Requests leaving a
     pause are spread out -- by the pace when the limit is known, else by a
     random delay of up to a second -- instead of coming back together.
+
+What a caller sees
+    A request that waited longer than :data:`REPORT_WAIT` for its turn is told
+    to the :data:`rate_wait_reporter` of its context, if one is set, as a
+    :class:`RateWait` (the seconds and the reason: ``"requests"``,
+    ``"tokens"``, ``"paused"`` after a 429/529, ``"slow_start"`` while the
+    limits are not known yet).  The engine sets one when its run has event
+    sinks and turns each into a ``rate_limit_wait`` event.
 
 Every wait here pauses the run's ``step_timeout`` (see
 :mod:`lazybridge._deadlines`) and ends at once on cancellation.
@@ -52,6 +66,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 
 import anyio
 import attrs
@@ -60,7 +75,18 @@ from .._checks import check_float
 from .._deadlines import deadlines_paused
 from ..errors import ConfigurationError
 
-__all__ = ["MAX_PAUSE", "Account", "Permit", "RateLimit", "account", "reset_accounts"]
+__all__ = [
+    "MAX_PAUSE",
+    "REPORT_WAIT",
+    "Account",
+    "OnRateWait",
+    "Permit",
+    "RateLimit",
+    "RateWait",
+    "account",
+    "rate_wait_reporter",
+    "reset_accounts",
+]
 
 #: Longest provider-named delay that pauses a whole account (the retry cap).
 MAX_PAUSE = 60.0
@@ -78,6 +104,31 @@ BURST_SECONDS = 0.1
 REPLAN_GROWTH = 1.25
 #: Longest single sleep of a waiter whose limits are known: how soon it sees a replan.
 KNOWN_POLL = 0.25
+#: Seconds a request must have waited for its turn to be reported (shorter is noise, not pacing).
+REPORT_WAIT = 0.001
+
+
+@attrs.frozen
+class RateWait:
+    """A request waited for its account's turn before it was sent.
+
+    ``wait`` is the seconds it waited; ``reason`` what held it longest:
+    ``"requests"`` or ``"tokens"`` (the limit of that dimension),
+    ``"paused"`` (a 429/529 paused the account) or ``"slow_start"`` (the
+    account's limits were not known yet).
+    """
+
+    wait: float
+    reason: str
+
+
+#: Called with each reported wait; must not raise.
+OnRateWait = Callable[[RateWait], None]
+
+#: Who hears of this context's waits.  A context variable, not an argument: the
+#: wait happens in the account, below the model client, and every client sending
+#: through :mod:`._http` shares it; the engine sets it around its own calls only.
+rate_wait_reporter: ContextVar[OnRateWait | None] = ContextVar("lazybridge_rate_wait_reporter", default=None)
 
 
 def _positive(value: float | None, name: str) -> float | None:
@@ -211,15 +262,16 @@ class Account:
             (self.requests, conf.requests_per_minute, self.learned[0]),
             (self.tokens, conf.tokens_per_minute, self.learned[1]),
         ):
-            rate = _tighter(
-                None if per_minute is None else per_minute / 60.0,
-                None if learned is None else learned * LEARNED_SHARE,
-            )
-            schedule.rate = rate
-            if rate is not None:
-                # Configured: a tenth of a minute's allowance at once; learned: no burst
-                # (the provider's bucket may already be partly spent by someone else).
-                schedule.burst = max(1.0, rate * BURST_SECONDS) if learned is None else 1.0
+            # The declaration wins over a reading (a lower bound: see the module doc).
+            if per_minute is not None:
+                # A tenth of a second's allowance at once.
+                schedule.rate = rate = per_minute / 60.0
+                schedule.burst = max(1.0, rate * BURST_SECONDS)
+            elif learned is not None:
+                # No burst: the provider's bucket may already be partly spent by someone else.
+                schedule.rate, schedule.burst = learned * LEARNED_SHARE, 1.0
+            else:
+                schedule.rate = None
         if not self.known:
             self.requests.rate, self.requests.burst = SLOW_START, SLOW_START_BURST
 
@@ -239,31 +291,45 @@ class Account:
         While waiting, the run's step deadlines stand still.
         """
         permit = Permit(tokens)
+        started: float | None = None
+        reason, longest = "", 0.0  # what held the request longest, for the report
         while True:
             with self._lock:
                 now = self._clock()
+                if started is None:
+                    started = now
                 if now < self.paused_until:
                     # Leave the pause spread out: by the pace if known, else at random.
                     at = self.paused_until
                     if self.requests.rate is None:
                         at += random.uniform(0.0, min(1.0, at - now))
-                    reserved = False
+                    reserved, why = False, "paused"
                 else:
-                    at = max(now, self.requests.ready(1), self.tokens.ready(tokens))
+                    by_requests, by_tokens = self.requests.ready(1), self.tokens.ready(tokens)
+                    at = max(now, by_requests, by_tokens)
                     permit.request_seconds = self.requests.take(at, 1)
                     permit.token_seconds = self.tokens.take(at, tokens)
                     permit.generation = self.generation
                     if at <= now:
-                        return permit
+                        break
                     reserved = True
+                    why = "slow_start" if not self.known else "requests" if by_requests >= by_tokens else "tokens"
                 self.waiting += 1
+            if at - now > longest:
+                reason, longest = why, at - now
             try:
                 again = await self._sleep_until(at, permit if reserved else None)
             finally:
                 with self._lock:
                     self.waiting -= 1
             if not again:
-                return permit
+                break
+        if reason:
+            waited = self._clock() - started
+            report = rate_wait_reporter.get()
+            if report is not None and waited > REPORT_WAIT:
+                report(RateWait(waited, reason))
+        return permit
 
     async def _sleep_until(self, at: float, permit: Permit | None) -> bool:
         """Sleep until ``at``; whether the request must queue again (a pause began, a replan).
