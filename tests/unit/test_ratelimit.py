@@ -93,3 +93,16 @@ async def test_a_configured_limit_is_not_lowered_by_a_learned_reading() -> None:
     account.settle(permit, headers, None)
     assert account.learned[0] == pytest.approx(9.0)
     assert account.requests.rate == pytest.approx(10.0)
+
+
+async def test_readings_do_not_replan_a_configured_queue() -> None:
+    """A replan restarts the schedule from now, forgetting the requests already let through;
+    for a configured pace, which the readings do not change, that would only add bursts."""
+    account = Account(Clock())
+    account.configure(RateLimit(requests_per_minute=600))
+    permit = await account.acquire(10)
+    generation = account.generation
+    for remaining in ("599", "590", "560"):  # readings of 10/s, then 9/s and 39/s: growing
+        account.settle(permit, {"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": remaining,
+                                "x-ratelimit-reset-requests": "1s"}, None)
+    assert account.generation == generation

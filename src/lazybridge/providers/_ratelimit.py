@@ -385,9 +385,15 @@ class Account:
                 # Each reading is a lower bound of the provider's rate: keep the highest.
                 old = self.learned
                 self.learned = (_higher(old[0], learned[0]), _higher(old[1], learned[1]))
-                if not self.known or _grew(old[0], self.learned[0]) or _grew(old[1], self.learned[1]):
+                # A configured dimension does not follow the readings: its pace never grows.
+                conf = self.configured
+                grew = (conf.requests_per_minute is None and _grew(old[0], self.learned[0])) or (
+                    conf.tokens_per_minute is None and _grew(old[1], self.learned[1])
+                )
+                if not self.known or grew:
                     # The waiters' places were planned at a slower pace (or the slow start):
                     # they queue again.  Also without headers: there is nothing to wait for.
+                    # (A replan forgets the schedule's debt, so it must not happen for nothing.)
                     self._replan()
                 self._apply()
             if (
