@@ -249,3 +249,21 @@ async def test_the_verbose_trace_shows_the_wait(
     lines = [line for line in capsys.readouterr().out.splitlines() if "rate limit" in line]
     assert len(lines) == 1
     assert re.fullmatch(r"\[branch b[01]\] waited 0\.\d\ds for the rate limit \(requests\)", lines[0]), lines
+
+
+async def test_a_streamed_request_that_waits_emits_its_rate_limit_wait(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=300)
+    )
+    session = Session()
+    agent = Agent(engine=engine, name="a", session=session)
+    assert (await run(agent)).ok  # takes the one-request burst: the stream waits 0.2 s
+    with anyio.fail_after(30):
+        text = "".join([delta async for delta in agent.stream("go")])
+
+    assert text
+    (wait,) = session.events.query("rate_limit_wait")
+    assert wait.data["stream"] is True and wait.data["reason"] == "requests"
+    assert wait.data["wait_s"] == pytest.approx(0.2, abs=0.1)
