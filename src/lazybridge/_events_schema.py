@@ -48,6 +48,7 @@ __all__ = [
     "ModelRetryEvent",
     "ParallelFinishEvent",
     "ParallelStartEvent",
+    "RateLimitWaitEvent",
     "StepFinishEvent",
     "StepStartEvent",
     "ToolCallEvent",
@@ -202,6 +203,28 @@ class ModelRetryEvent(Event):
     reason: str
     error_type: str
     status_code: int | None
+
+
+@_register
+@attrs.frozen
+class RateLimitWaitEvent(Event):
+    """A model request waited for its provider account's rate limit before it was sent.
+
+    Emitted once per request (and per retry) that waited longer than 1 ms,
+    after the wait.  ``wait_s`` is the seconds it waited, ``reason`` what
+    held it longest: ``"requests"`` or ``"tokens"`` (that limit's pace),
+    ``"paused"`` (a 429/529 paused the whole account) or ``"slow_start"``
+    (the account's limits were not known yet).  See
+    :class:`~lazybridge.RateLimit`.
+    """
+
+    kind: ClassVar[str] = "rate_limit_wait"
+    model: str
+    provider: str
+    turn: int
+    stream: bool
+    wait_s: float
+    reason: str
 
 
 @_register

@@ -6,6 +6,7 @@ filtering on the prefix::
 
     [parallel ▶ 3 branches]
     [branch claude_view model=claude-haiku-4-5] started
+    [branch claude_view] waited 0.35s for the rate limit (requests)
     [branch claude_view] assistant: Agent frameworks fall into ...
     [branch claude_view] done cost=$0.00009
     [done] branches=3 total_cost=$0.00029 max_latency=812ms
@@ -26,8 +27,10 @@ from .events import (
     Event,
     FinishEvent,
     ModelResponseEvent,
+    ModelRetryEvent,
     ParallelFinishEvent,
     ParallelStartEvent,
+    RateLimitWaitEvent,
     StepFinishEvent,
     StepStartEvent,
     ToolCallEvent,
@@ -122,6 +125,10 @@ class TracePrinter:
                 return self._run_line(event, who)
             case ModelResponseEvent():
                 return f"[{who}] assistant: {snippet(event.text)}" if event.text else None
+            case ModelRetryEvent():
+                return f"[{who}] retry (attempt {event.attempt}) in {event.wait_s:.2f}s after {snippet(event.reason)}"
+            case RateLimitWaitEvent():
+                return f"[{who}] waited {event.wait_s:.2f}s for the rate limit ({event.reason})"
             case ToolCallEvent():
                 return f"[{who}] tool: {event.name}({_args(event.arguments)})"
             case ToolResultEvent():

@@ -40,6 +40,7 @@ from ._events_schema import (
     ModelRetryEvent,
     ParallelFinishEvent,
     ParallelStartEvent,
+    RateLimitWaitEvent,
     StepFinishEvent,
     StepStartEvent,
     ToolCallEvent,
@@ -66,6 +67,7 @@ __all__ = [
     "MODEL_RETRY",
     "PARALLEL_FINISH",
     "PARALLEL_START",
+    "RATE_LIMIT_WAIT",
     "STEP_FINISH",
     "STEP_START",
     "TOOL_CALL",
@@ -82,6 +84,7 @@ __all__ = [
     "ModelRetryEvent",
     "ParallelFinishEvent",
     "ParallelStartEvent",
+    "RateLimitWaitEvent",
     "RunContext",
     "Sink",
     "StepFinishEvent",
@@ -106,6 +109,7 @@ AGENT_FINISH = "agent_finish"
 MODEL_REQUEST = "model_request"
 MODEL_RESPONSE = "model_response"
 MODEL_RETRY = "model_retry"
+RATE_LIMIT_WAIT = "rate_limit_wait"
 TOOL_CALL = "tool_call"
 TOOL_RESULT = "tool_result"
 TOOL_ERROR = "tool_error"

@@ -8,15 +8,18 @@ every wait measured here is the rate limiter's.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
 
 import anyio
+import attrs
+import httpx
 import pytest
 
 import lazybridge
-from lazybridge import Agent, LLMEngine, RateLimit
+from lazybridge import Agent, LLMEngine, RateLimit, Session
 from lazybridge.envelope import Envelope
 from lazybridge.testing import FakeProvider, FakeRateLimit, RecordedRequest, Reply
 
@@ -76,24 +79,45 @@ async def test_learned_limit_fan_out_gets_at_most_2_percent_429(
 
 
 async def test_a_429_pauses_the_whole_account_once(fake: FakeProvider, base_url: str, key: str) -> None:
-    """Five requests get a 429 naming 0.5 s; during those 0.5 s the server sees no request at all."""
-    pause = 0.5
-    burst = [Reply.error(429, headers={"retry-after": str(pause)}) for _ in range(5)]
+    """Three 429s naming 0.6 s stop every request of the account for 0.6 s, once, then they go on."""
+    pause = 0.6
+    # The three first requests are answered together (once the third has arrived), so
+    # the client learns of three 429s at once: one pause, not three.
+    burst = [attrs.evolve(Reply.error(429, headers={"retry-after": str(pause)}), after_requests=3)] * 3
     fake.push(*burst)
-    engine = LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=key, max_retries=3)
-    agent = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(40)))
-    env = await run(agent)
+    sent: list[float] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(time.monotonic())
+
+    # A configured 20 requests/s spreads the 24 branches over ~1.2 s, so without the
+    # pause requests would leave all through it.  An event hook on a client the test
+    # owns records when each request left: the server's arrival times also carry the
+    # in-flight lag of a request the account let go just before it learned of the
+    # 429, which reached 0.5 s on a loaded 2-core machine.
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+        engine = LLMEngine(
+            "gpt-5.4-mini",
+            base_url=base_url,
+            api_key=key,
+            max_retries=3,
+            rate_limit=RateLimit(requests_per_minute=20 * 60),
+            http_client=client,
+        )
+        agent = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(24)))
+        env = await run(agent)
 
     assert env.ok, env.error
     account = engine.endpoint().account
-    # The server and the client share time.monotonic(); requests that were already on
-    # their way when the client learned of the 429 may land just after it.
-    start, end = account.paused_since + 0.1, account.paused_until - 0.02
-    assert end - start > 0.3
-    during = [r for r in fake.requests if start < r.received_at < end]
-    assert during == [], [round(r.received_at - account.paused_since, 3) for r in during]
-    assert account.pauses == 1
-    assert len(fake.requests) == 45
+    since, until = account.paused_since, account.paused_until
+    assert account.pauses == 1 and until - since >= pause
+    # The client and the server share time.monotonic().
+    assert [round(t - since, 3) for t in sent if since + 0.1 < t < until] == []
+    # What the server saw during the pause had left before it began.
+    in_flight = sum(t <= since for t in sent) - sum(r.received_at <= since for r in fake.requests)
+    seen = [r for r in fake.requests if since < r.received_at < until]
+    assert len(seen) <= in_flight, [round(r.received_at - since, 3) for r in seen]
+    assert len(fake.requests) == 24 + len(burst)
 
 
 async def test_two_event_loops_in_two_threads_share_one_account(fake: FakeProvider, base_url: str, key: str) -> None:
@@ -170,3 +194,108 @@ def test_busiest_counts_the_most_requests_within_any_window() -> None:
     assert fake.busiest(1.0) == 5  # 0.5 .. 1.5 holds five, and no other second more
     assert fake.busiest(0.1) == 2 and fake.busiest(10.0) == 8
     assert FakeProvider().busiest(1.0) == 0
+
+
+# -- what a user sees: rate_limit_wait events ------------------------------------------------
+
+
+def waits(session: Session) -> list[tuple[str | None, str, float]]:
+    """The session's rate_limit_wait events as (branch, reason, seconds), shortest wait first."""
+    found = [(e.branch, e.data["reason"], e.data["wait_s"]) for e in session.events.query("rate_limit_wait")]
+    return sorted(found, key=lambda w: w[2])
+
+
+async def test_each_request_that_waits_for_its_turn_emits_one_rate_limit_wait_event(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    """Four branches at five requests a second (a one-request burst): the first goes at once,
+    the others wait 0.2, 0.4 and 0.6 s, each told once, with the limit that held it."""
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=300)
+    )
+    session = Session()
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(4)), session=session)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    found = waits(session)
+    assert [reason for _, reason, _ in found] == ["requests"] * 3
+    assert [wait for _, _, wait in found] == pytest.approx([0.2, 0.4, 0.6], abs=0.1)
+    assert len({branch for branch, _, _ in found}) == 3  # three branches, one event each
+    assert len(fake.requests) == 4
+
+
+async def test_a_token_limit_wait_names_tokens(fake: FakeProvider, base_url: str, key: str) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(tokens_per_minute=600)
+    )
+    session = Session()
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(2)), session=session)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    ((_, reason, wait),) = waits(session)
+    assert reason == "tokens" and wait > 0.1  # 10 tokens a second: any request is over a tenth of a second
+
+
+async def test_a_retry_waiting_out_a_429_pause_names_the_pause(fake: FakeProvider, base_url: str, key: str) -> None:
+    """The 429 names 0.3 s: the retry (no back-off: stamina's testing mode) waits out the account's pause,
+    plus the random spread of up to the pause's length that requests leave an unknown-rate pause with."""
+    fake.push(Reply.error(429, headers={"retry-after": "0.3"}), "done")
+    session = Session()
+    engine = LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=key, max_retries=2)
+    env = await run(Agent(engine=engine, name="a", session=session))
+
+    assert env.ok, env.error
+    kinds = [e.kind for e in session.events if e.kind.startswith(("model_", "rate_"))]
+    assert kinds == ["model_request", "model_retry", "rate_limit_wait", "model_response"]
+    ((_, reason, wait),) = waits(session)
+    assert reason == "paused" and 0.28 <= wait <= 0.7
+
+
+async def test_a_request_that_did_not_wait_emits_no_rate_limit_wait(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=6000)
+    )
+    session = Session()
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(5)), session=session)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    assert waits(session) == []  # a burst of 10: nobody waited
+    assert len(session.events.query("model_response")) == 5
+
+
+async def test_the_verbose_trace_shows_the_wait(
+    fake: FakeProvider, base_url: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=600)
+    )
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(2)), verbose=True)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    lines = [line for line in capsys.readouterr().out.splitlines() if "rate limit" in line]
+    assert len(lines) == 1
+    assert re.fullmatch(r"\[branch b[01]\] waited 0\.\d\ds for the rate limit \(requests\)", lines[0]), lines
+
+
+async def test_a_streamed_request_that_waits_emits_its_rate_limit_wait(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=300)
+    )
+    session = Session()
+    agent = Agent(engine=engine, name="a", session=session)
+    assert (await run(agent)).ok  # takes the one-request burst: the stream waits 0.2 s
+    with anyio.fail_after(30):
+        text = "".join([delta async for delta in agent.stream("go")])
+
+    assert text
+    (wait,) = session.events.query("rate_limit_wait")
+    assert wait.data["stream"] is True and wait.data["reason"] == "requests"
+    assert wait.data["wait_s"] == pytest.approx(0.2, abs=0.1)

@@ -77,3 +77,32 @@ async def test_the_tightest_configured_limit_wins() -> None:
     account.configure(RateLimit(requests_per_minute=600))
     account.configure(RateLimit(requests_per_minute=6000, tokens_per_minute=100))
     assert account.configured == RateLimit(requests_per_minute=600, tokens_per_minute=100)
+
+
+async def test_a_configured_limit_is_not_lowered_by_a_learned_reading() -> None:
+    """A reading is a lower bound of the provider's rate: it cannot show a declared rate is too high.
+
+    Here the headers read "at least 9 a second" (paced at 90%: 8.1) for an account declared
+    at 10 a second: the declaration stands.
+    """
+    account = Account(Clock())
+    account.configure(RateLimit(requests_per_minute=600))
+    permit = await account.acquire(10)
+    headers = {"x-ratelimit-limit-requests": "50", "x-ratelimit-remaining-requests": "40",
+               "x-ratelimit-reset-requests": "1s"}
+    account.settle(permit, headers, None)
+    assert account.learned[0] == pytest.approx(9.0)
+    assert account.requests.rate == pytest.approx(10.0)
+
+
+async def test_readings_do_not_replan_a_configured_queue() -> None:
+    """A replan restarts the schedule from now, forgetting the requests already let through;
+    for a configured pace, which the readings do not change, that would only add bursts."""
+    account = Account(Clock())
+    account.configure(RateLimit(requests_per_minute=600))
+    permit = await account.acquire(10)
+    generation = account.generation
+    for remaining in ("599", "590", "560"):  # readings of 10/s, then 9/s and 39/s: growing
+        account.settle(permit, {"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": remaining,
+                                "x-ratelimit-reset-requests": "1s"}, None)
+    assert account.generation == generation

@@ -53,6 +53,7 @@ from ..errors import ConfigurationError, MaxTurnsExceeded, StructuredOutputError
 from ..events import RunContext
 from ..memory import Memory
 from ..messages import Message, ModelRequest, ModelResponse, ToolCall, ToolChoice, ToolResult
+from ..providers._ratelimit import OnRateWait, RateWait, rate_wait_reporter
 from ._output import FINAL_ANSWER, InvalidOutput, OutputSpec
 from ._toolloop import NestedSpend, ToolSet, run_tool_calls
 
@@ -209,22 +210,28 @@ class Conversation:
         Cancellation: the request in flight is aborted (see the client).
         """
         request = self._sending(await self._admitted(self.request()), stream=False)
+        heard = rate_wait_reporter.set(self._wait_reporter(stream=False))
         try:
             response = await self.client.complete(request, on_retry=self._retry_reporter(stream=False))
         except BaseException:
             self.release()  # failed or cancelled: its reservation goes back (it still counts as a request)
             raise
+        finally:
+            rate_wait_reporter.reset(heard)
         await self.received(response)
         return response
 
     async def open_stream(self) -> ModelStream:
         """Open the next request streamed (the caller reads it, then calls :meth:`received`)."""
         request = self._sending(await self._admitted(self.request()), stream=True)
+        heard = rate_wait_reporter.set(self._wait_reporter(stream=True))
         try:
             return await self.client.open_stream(request, on_retry=self._retry_reporter(stream=True))
         except BaseException:
             self.release()
             raise
+        finally:
+            rate_wait_reporter.reset(heard)
 
     async def _admitted(self, request: ModelRequest) -> ModelRequest:
         """``request`` as the run's budgets let it go, its worst case reserved (see :mod:`lazybridge.budget`)."""
@@ -302,6 +309,27 @@ class Conversation:
                 reason=f"{type(error).__name__}: {error}",
                 error_type=type(error).__name__,
                 status_code=error.status_code,
+            )
+
+        return report
+
+    def _wait_reporter(self, *, stream: bool) -> OnRateWait | None:
+        """An ``on_rate_wait`` that emits ``rate_limit_wait`` events, or ``None`` when nobody listens."""
+        run = self.run
+        if not run.sinks:
+            return None
+        turn = self.tally.turns + 1
+        client = self.client
+
+        def report(wait: RateWait) -> None:
+            run.emit(
+                events.RateLimitWaitEvent,
+                model=client.model,
+                provider=client.provider,
+                turn=turn,
+                stream=stream,
+                wait_s=wait.wait,
+                reason=wait.reason,
             )
 
         return report

@@ -30,7 +30,13 @@ Where the limits come from
     from ``(limit - remaining - 1) / reset``, or as the limit per minute (the
     documented window) while the bucket is nearly full; the highest reading
     is kept, and a much higher one replans the queue.  An account whose answers carry no such headers is not paced.
-    Both: the tighter of the two applies.
+    Both: a configured limit is used for the dimension it names, and the
+    headers only for a dimension left unconfigured.  A reading is a lower
+    bound of the provider's rate, so it cannot show that a declared rate is
+    too high; taking the tighter of the two paced a fan-out configured at the
+    provider's exact rate at 0.9 x ~0.95 of it (``benchmarks/providers.py
+    --rate-limited``: 1.15x the ideal time instead of 1.0x).  A declaration
+    above the real limit is corrected by the 429s' pauses.
 
 Pauses
     A 429 or 529 whose answer names a delay (``retry-after``...) of at most
@@ -48,6 +54,14 @@ Limits held outside the process
     draw on together.  The pause and what is learned from headers stay per
     process.
 
+What a caller sees
+    A request that waited longer than :data:`REPORT_WAIT` for its turn is told
+    to the :data:`rate_wait_reporter` of its context, if one is set, as a
+    :class:`RateWait` (the seconds and the reason: ``"requests"``,
+    ``"tokens"``, ``"paused"`` after a 429/529, ``"slow_start"`` while the
+    limits are not known yet).  The engine sets one when its run has event
+    sinks and turns each into a ``rate_limit_wait`` event.
+
 Every wait here pauses the run's ``step_timeout`` (see
 :mod:`lazybridge._deadlines`) and ends at once on cancellation.
 """
@@ -61,6 +75,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Protocol
 
 import anyio
@@ -71,7 +86,18 @@ from .._deadlines import deadlines_paused
 from ..errors import ConfigurationError
 
 __all__ = [
-    "MAX_PAUSE", "Account", "Permit", "PermitSource", "RateLimit", "account", "reset_accounts", "set_permit_sources",
+    "MAX_PAUSE",
+    "REPORT_WAIT",
+    "Account",
+    "OnRateWait",
+    "Permit",
+    "PermitSource",
+    "RateLimit",
+    "RateWait",
+    "account",
+    "rate_wait_reporter",
+    "reset_accounts",
+    "set_permit_sources",
 ]
 
 #: Longest provider-named delay that pauses a whole account (the retry cap).
@@ -90,6 +116,31 @@ BURST_SECONDS = 0.1
 REPLAN_GROWTH = 1.25
 #: Longest single sleep of a waiter whose limits are known: how soon it sees a replan.
 KNOWN_POLL = 0.25
+#: Seconds a request must have waited for its turn to be reported (shorter is noise, not pacing).
+REPORT_WAIT = 0.001
+
+
+@attrs.frozen
+class RateWait:
+    """A request waited for its account's turn before it was sent.
+
+    ``wait`` is the seconds it waited; ``reason`` what held it longest:
+    ``"requests"`` or ``"tokens"`` (the limit of that dimension),
+    ``"paused"`` (a 429/529 paused the account) or ``"slow_start"`` (the
+    account's limits were not known yet).
+    """
+
+    wait: float
+    reason: str
+
+
+#: Called with each reported wait; must not raise.
+OnRateWait = Callable[[RateWait], None]
+
+#: Who hears of this context's waits.  A context variable, not an argument: the
+#: wait happens in the account, below the model client, and every client sending
+#: through :mod:`._http` shares it; the engine sets it around its own calls only.
+rate_wait_reporter: ContextVar[OnRateWait | None] = ContextVar("lazybridge_rate_wait_reporter", default=None)
 
 
 def _positive(value: float | None, name: str) -> float | None:
@@ -241,15 +292,16 @@ class Account:
             (self.requests, conf.requests_per_minute, self.learned[0]),
             (self.tokens, conf.tokens_per_minute, self.learned[1]),
         ):
-            rate = _tighter(
-                None if per_minute is None else per_minute / 60.0,
-                None if learned is None else learned * LEARNED_SHARE,
-            )
-            schedule.rate = rate
-            if rate is not None:
-                # Configured: a tenth of a minute's allowance at once; learned: no burst
-                # (the provider's bucket may already be partly spent by someone else).
-                schedule.burst = max(1.0, rate * BURST_SECONDS) if learned is None else 1.0
+            # The declaration wins over a reading (a lower bound: see the module doc).
+            if per_minute is not None:
+                # A tenth of a second's allowance at once.
+                schedule.rate = rate = per_minute / 60.0
+                schedule.burst = max(1.0, rate * BURST_SECONDS)
+            elif learned is not None:
+                # No burst: the provider's bucket may already be partly spent by someone else.
+                schedule.rate, schedule.burst = learned * LEARNED_SHARE, 1.0
+            else:
+                schedule.rate = None
         if not self.known:
             self.requests.rate, self.requests.burst = SLOW_START, SLOW_START_BURST
 
@@ -285,31 +337,45 @@ class Account:
     async def _acquire_here(self, tokens: int) -> Permit:
         """This process's turn (the module doc's pacing and pauses)."""
         permit = Permit(tokens)
+        started: float | None = None
+        reason, longest = "", 0.0  # what held the request longest, for the report
         while True:
             with self._lock:
                 now = self._clock()
+                if started is None:
+                    started = now
                 if now < self.paused_until:
                     # Leave the pause spread out: by the pace if known, else at random.
                     at = self.paused_until
                     if self.requests.rate is None:
                         at += random.uniform(0.0, min(1.0, at - now))
-                    reserved = False
+                    reserved, why = False, "paused"
                 else:
-                    at = max(now, self.requests.ready(1), self.tokens.ready(tokens))
+                    by_requests, by_tokens = self.requests.ready(1), self.tokens.ready(tokens)
+                    at = max(now, by_requests, by_tokens)
                     permit.request_seconds = self.requests.take(at, 1)
                     permit.token_seconds = self.tokens.take(at, tokens)
                     permit.generation = self.generation
                     if at <= now:
-                        return permit
+                        break
                     reserved = True
+                    why = "slow_start" if not self.known else "requests" if by_requests >= by_tokens else "tokens"
                 self.waiting += 1
+            if at - now > longest:
+                reason, longest = why, at - now
             try:
                 again = await self._sleep_until(at, permit if reserved else None)
             finally:
                 with self._lock:
                     self.waiting -= 1
             if not again:
-                return permit
+                break
+        if reason:
+            waited = self._clock() - started
+            report = rate_wait_reporter.get()
+            if report is not None and waited > REPORT_WAIT:
+                report(RateWait(waited, reason))
+        return permit
 
     async def _sleep_until(self, at: float, permit: Permit | None) -> bool:
         """Sleep until ``at``; whether the request must queue again (a pause began, a replan).
@@ -365,9 +431,15 @@ class Account:
                 # Each reading is a lower bound of the provider's rate: keep the highest.
                 old = self.learned
                 self.learned = (_higher(old[0], learned[0]), _higher(old[1], learned[1]))
-                if not self.known or _grew(old[0], self.learned[0]) or _grew(old[1], self.learned[1]):
+                # A configured dimension does not follow the readings: its pace never grows.
+                conf = self.configured
+                grew = (conf.requests_per_minute is None and _grew(old[0], self.learned[0])) or (
+                    conf.tokens_per_minute is None and _grew(old[1], self.learned[1])
+                )
+                if not self.known or grew:
                     # The waiters' places were planned at a slower pace (or the slow start):
                     # they queue again.  Also without headers: there is nothing to wait for.
+                    # (A replan forgets the schedule's debt, so it must not happen for nothing.)
                     self._replan()
                 self._apply()
             if (
