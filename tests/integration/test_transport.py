@@ -18,7 +18,7 @@ import pytest
 from lazybridge import Agent
 from lazybridge.engines.llm import LLMEngine
 from lazybridge.errors import ConfigurationError
-from lazybridge.providers import _http
+from lazybridge.providers import _pool
 from lazybridge.providers._transport import ENV_VAR
 from lazybridge.testing import FakeProvider, Reply
 
@@ -63,9 +63,9 @@ async def test_the_variable_picks_the_transport_of_pooled_client(
     anyio_backend: tuple[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ENV_VAR, "httpx")
-    assert not is_aiohttp(_http.pooled_client("https://api.example.test"))
+    assert not is_aiohttp(_pool.pooled_client("https://api.example.test"))
     monkeypatch.setenv(ENV_VAR, "auto")
-    assert is_aiohttp(_http.pooled_client("https://api.example.test")) is (anyio_backend[0] == "asyncio")
+    assert is_aiohttp(_pool.pooled_client("https://api.example.test")) is (anyio_backend[0] == "asyncio")
 
 
 @pytest.mark.anyio
@@ -85,7 +85,7 @@ async def test_without_the_package(
         assert fake.requests == []
     else:
         assert env.ok, env.error
-        assert not is_aiohttp(_http.pooled_client(base_url, transport=setting))  # type: ignore[arg-type]
+        assert not is_aiohttp(_pool.pooled_client(base_url, transport=setting))  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio

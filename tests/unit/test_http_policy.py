@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import lazybridge
-from lazybridge.providers import _http
+from lazybridge.providers import _http, _pool
 from lazybridge.providers.registry import wire_format
 
 
@@ -128,25 +128,25 @@ def test_secret_and_endpoint_reprs_hide_the_key() -> None:
 
 
 def test_ssl_context_is_built_once() -> None:
-    assert _http.ssl_context() is _http.ssl_context()
+    assert _pool.ssl_context() is _pool.ssl_context()
 
 
 @pytest.mark.anyio
 async def test_pool_per_loop_and_origin() -> None:
     """One client per origin and limits in a loop, bounded, no pool timeout; aclose() closes them."""
-    a = _http.pooled_client("https://api.openai.com/v1")
-    assert a is _http.pooled_client("https://api.openai.com/v2")
-    assert a is not _http.pooled_client("https://api.anthropic.com")
+    a = _pool.pooled_client("https://api.openai.com/v1")
+    assert a is _pool.pooled_client("https://api.openai.com/v2")
+    assert a is not _pool.pooled_client("https://api.anthropic.com")
     custom = httpx.Limits(max_connections=5, max_keepalive_connections=1)
-    assert _http.pooled_client("https://api.openai.com/v1", custom) is not a
+    assert _pool.pooled_client("https://api.openai.com/v1", custom) is not a
     assert a.timeout.pool is None
-    h = _http.pooled_client("https://api.openai.com/v1", transport="httpx")
+    h = _pool.pooled_client("https://api.openai.com/v1", transport="httpx")
     assert h is not a  # one client per transport setting ("auto" above)
     pool = h._transport._pool  # type: ignore[attr-defined]
     assert (pool._max_connections, pool._max_keepalive_connections) == (100, 20)
     await lazybridge.aclose()
     assert a.is_closed
-    b = _http.pooled_client("https://api.openai.com/v1")
+    b = _pool.pooled_client("https://api.openai.com/v1")
     assert b is not a and not b.is_closed
     await lazybridge.aclose()
 
@@ -156,7 +156,7 @@ def test_each_loop_gets_its_own_client() -> None:
     seen: list[httpx.AsyncClient] = []
 
     async def grab() -> None:
-        seen.append(_http.pooled_client("https://api.deepseek.com"))
+        seen.append(_pool.pooled_client("https://api.deepseek.com"))
         await lazybridge.aclose()
 
     anyio.run(grab)

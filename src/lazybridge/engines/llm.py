@@ -29,7 +29,7 @@ from ..envelope import Envelope
 from ..errors import ConfigurationError
 from ..events import RunContext
 from ..messages import Message, ModelRequest, OutputSchema, ToolChoice, ToolSpec
-from ..providers import _http, pricing, registry
+from ..providers import _pool, pricing, registry
 from ..providers._http import Endpoint
 from ..providers._ratelimit import RateLimit
 from ..providers._transport import check_transport
@@ -233,10 +233,10 @@ class LLMEngine:
             if self.temperature is not None and not getattr(wire, "sends_sampling", True):
                 _warn_not_sent("temperature", wire)
             settings: dict[str, Any] = {
-                "timeout": check_seconds(timeout, "timeout") or _http.DEFAULT_TIMEOUT,
+                "timeout": check_seconds(timeout, "timeout") or _pool.DEFAULT_TIMEOUT,
                 "stall_timeout": check_seconds(stall_timeout, "stall_timeout"),
                 "max_retries": max_retries,
-                "limits": limits or _http.DEFAULT_LIMITS,
+                "limits": limits or _pool.DEFAULT_LIMITS,
                 "http_client": http_client,
                 "rate_limit": rate_limit,
                 "http_transport": transport,
