@@ -113,12 +113,14 @@ def llm_child(mode: str, base_url: str, n: int, backend: str) -> None:
     from lazybridge import Agent, LLMEngine
 
     providers.SSL_CONTEXT = httpx.create_ssl_context()
-    agent = Agent(engine=LLMEngine(providers.MODEL, base_url=base_url, api_key="bench-key"))
+    transport = mode.removeprefix("batch-") if mode.startswith("batch-") else None
+    engine = LLMEngine(providers.MODEL, base_url=base_url, api_key="bench-key", http_transport=transport)
+    agent = Agent(engine=engine)
 
     async def main(count: int) -> int:
         try:
             if mode == "httpx":
-                return await providers.run_raw(base_url, count)
+                return await providers.run_raw("httpx", base_url, count)
             errors = 0
             async with agent.run_batch((f"task {i}" for i in range(count)), concurrency=100) as results:
                 async for _, env in results:
@@ -138,18 +140,19 @@ def llm_child(mode: str, base_url: str, n: int, backend: str) -> None:
 
 
 def llm_section(n: int, backend: str) -> None:
-    here = os.path.dirname(os.path.abspath(__file__))
-    server = subprocess.Popen(
-        [sys.executable, os.path.join(here, "providers.py"), "--serve"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import providers  # the fake provider server process, shared with benchmarks/providers.py
+
+    server = providers.Server()
     try:
-        assert server.stdout is not None
-        base_url = server.stdout.readline().strip() + "/lat100"
+        base_url = server.url + "/lat100"
         print(f"(b) {n} LLM tasks, fake provider at 100 ms (separate process), concurrency 100, backend {backend}")
         walls: dict[str, float] = {}
         cpus: dict[str, float] = {}
-        for mode in ("httpx", "batch", "httpx", "batch"):
+        # batch-httpx / batch-aiohttp: run_batch with the pooled clients on that transport
+        # (aiohttp only on asyncio, with lazybridge[aiohttp]; see docs/providers.md).
+        modes = ["httpx", "batch-httpx"] + (["batch-aiohttp"] if backend == "asyncio" else [])
+        for mode in modes * 2:
             out = subprocess.run(
                 [sys.executable, __file__, "--llm-child", mode, base_url, str(n), "--backend", backend],
                 capture_output=True, text=True, check=True,
@@ -159,11 +162,12 @@ def llm_section(n: int, backend: str) -> None:
             cpus[mode] = min(cpus.get(mode, row["cpu"]), row["cpu"])
             print(f"{mode:<8} wall {row['wall']:.2f} s, CPU {row['cpu']:.2f} s "
                   f"({row['cpu'] / n * 1e6:.0f} us a task), errors {row['errors']}")
-        print(f"batch / httpx floor: {walls['batch'] / walls['httpx']:.2f}  (target <= 1.25); "
-              f"CPU {cpus['batch'] / cpus['httpx']:.2f}; load average {os.getloadavg()[0]:.1f}")
+        for mode in modes[1:]:
+            print(f"{mode} / httpx floor: {walls[mode] / walls['httpx']:.2f}  (target <= 1.25); "
+                  f"CPU {cpus[mode] / cpus['httpx']:.2f}")
+        print(f"load average {os.getloadavg()[0]:.1f}")
     finally:
-        server.kill()
-        server.wait()
+        server.close()
 
 
 def main() -> None:

@@ -65,6 +65,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 MODEL = "claude-haiku-4-5"
@@ -220,7 +221,11 @@ def build_panel(base_url: str, n: int, rate_limit: Any = None) -> Any:
 
 async def run_lazybridge(panel: Any) -> int:
     env = await panel.run("What changed in 2026?")
-    return sum(1 for branch in env if not branch.ok or not branch.text())
+    failed = [branch for branch in env if not branch.ok or not branch.text()]
+    if failed:  # say what went wrong: the table only counts
+        kinds = Counter(f"{b.error.type}: {b.error.message[:120]}" if b.error else "empty" for b in failed)
+        print(f"errors: {dict(kinds.most_common(3))}", file=sys.stderr, flush=True)
+    return len(failed)
 
 
 async def run_raw(mode: str, base_url: str, n: int) -> int:

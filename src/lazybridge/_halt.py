@@ -19,11 +19,11 @@ stopping task next checkpoints; on Trio, within ``stop`` itself.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 import anyio
 
+from ._sync import call_soon_on_asyncio, in_asyncio_task
 from .errors import BranchCancelled
 
 __all__ = ["Halt"]
@@ -59,7 +59,7 @@ class Halt:
             return
         self.cause = cause
         scopes, self._scopes = self._scopes, set()
-        if len(scopes) > 1 and _in_asyncio_task():
+        if len(scopes) > 1 and in_asyncio_task():
             # From a loop callback, not from this task: anyio's asyncio
             # CancelScope.cancel() formats repr(current_task()) into its reason
             # (coroutine name, source file and line), several microseconds for
@@ -68,7 +68,7 @@ class Halt:
             # returns; a branch that runs before it just reaches its next
             # checkpoint and is cancelled there (or finishes with its answer,
             # as if it had finished a moment before the stop).
-            asyncio.get_running_loop().call_soon(_cancel_all, scopes)
+            call_soon_on_asyncio(_cancel_all, scopes)
         else:
             _cancel_all(scopes)
 
@@ -82,10 +82,3 @@ def _cancel_all(scopes: Iterable[anyio.CancelScope]) -> None:
     for scope in scopes:
         scope.cancel()
 
-
-def _in_asyncio_task() -> bool:
-    """Whether this code runs in an asyncio task (so anyio's scopes are asyncio's; a Trio guest run's are not)."""
-    try:
-        return asyncio.current_task() is not None
-    except RuntimeError:  # no asyncio loop in this thread: Trio
-        return False

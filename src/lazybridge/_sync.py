@@ -7,6 +7,10 @@ event loop it cannot block that loop's thread on a second loop, so it runs
 ``anyio.run`` on a fresh worker thread and joins it.  Either way the loop it
 started is closed, the resources it pooled (HTTP clients) are closed, and no
 thread is left behind when the call returns.
+
+It is also the one module that imports ``asyncio``: the few asyncio facts
+the rest of the library needs and anyio does not offer
+(:func:`in_asyncio_task`, :func:`call_soon_on_asyncio`) are asked here.
 """
 
 from __future__ import annotations
@@ -31,6 +35,26 @@ T = TypeVar("T")
 
 #: The backend sync calls run on.
 BACKEND = "asyncio"
+
+
+def in_asyncio_task() -> bool:
+    """Whether the caller runs in an asyncio task, so anyio runs on asyncio here.
+
+    False under Trio, a Trio guest run on an asyncio host loop included (its
+    tasks are not asyncio's), and outside any event loop.
+    """
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop in this thread
+        return False
+
+
+def call_soon_on_asyncio(callback: Callable[..., object], *args: Any) -> None:
+    """Run ``callback(*args)`` from the running asyncio loop, outside any task, at its next turn.
+
+    Only valid where :func:`in_asyncio_task` is true.
+    """
+    asyncio.get_running_loop().call_soon(callback, *args)
 
 
 def _thread_runs_event_loop() -> bool:

@@ -122,3 +122,24 @@ def test_the_graph_sees_imports_inside_functions_and_skips_type_checking_blocks(
     graph = import_graph()
     assert "lazybridge.engines.llm" in graph["lazybridge.agent"]  # the model-string shorthand, lazily
     assert "lazybridge.session" not in graph["lazybridge.events"]
+
+
+#: The modules that may import an event-loop library by name (DESIGN.md, concurrency
+#: rule 2): everything else goes through anyio, so it runs unchanged on both backends.
+BACKEND_MODULES = {"lazybridge._sync"}
+
+
+def test_only_the_sync_module_imports_asyncio_or_trio() -> None:
+    offenders = []
+    for name, (path, _) in _modules().items():
+        if name in BACKEND_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                roots = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            offenders += [f"{name}: {root}" for root in roots if root in ("asyncio", "trio")]
+    assert offenders == []

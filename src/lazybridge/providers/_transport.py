@@ -42,7 +42,6 @@ disconnect, as with httpx.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from .._sync import in_asyncio_task
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def chosen(wanted: Transport) -> Literal["httpx", "aiohttp"]:
     Raises ConfigurationError when ``wanted`` is ``"aiohttp"``, the loop is
     asyncio and ``httpx-aiohttp`` is not installed.
     """
-    if wanted == "httpx" or not _on_asyncio():
+    if wanted == "httpx" or not in_asyncio_task():
         return "httpx"
     try:
         import httpx_aiohttp  # noqa: F401  (an optional extra: imported only when a client is built)
@@ -100,14 +100,6 @@ def chosen(wanted: Transport) -> Literal["httpx", "aiohttp"]:
             ) from None
         return "httpx"
     return "aiohttp"
-
-
-def _on_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # Trio (aiohttp needs an asyncio loop)
-        return False
-    return True
 
 
 def aiohttp_client(**kwargs: Any) -> httpx.AsyncClient:
