@@ -176,3 +176,4 @@ def test_a_user_client_is_used_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_VAR, "urllib")
     client = httpx.AsyncClient()
     assert engine("http://127.0.0.1:1", http_client=client).endpoint().http_client is client
+
