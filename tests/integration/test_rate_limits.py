@@ -238,6 +238,30 @@ async def test_a_token_limit_wait_names_tokens(fake: FakeProvider, base_url: str
     assert reason == "tokens" and wait > 0.1  # 10 tokens a second: any request is over a tenth of a second
 
 
+async def test_waits_before_the_limits_are_known_name_slow_start(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    """Nothing configured, no answer yet: five requests go at once, the next leave 20 a second.
+
+    The server holds every answer until the eighth request has arrived, so the
+    sixth to eighth wait in slow start (~0.05, 0.1 and 0.15 s), each told once.
+    """
+    fake.push(*[attrs.evolve(Reply(text="ok"), after_requests=8)] * 8)
+    engine = LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=key)
+    session = Session()
+    panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(8)), session=session)
+    env = await run(panel)
+
+    assert env.ok, env.error
+    found = waits(session)
+    assert [reason for _, reason, _ in found] == ["slow_start"] * 3
+    first, second, third = (wait for _, _, wait in found)
+    # 20 a second: the eighth cannot leave before 0.15 s after the bucket started
+    # (each wait counts from its own request's start, a little after that).
+    assert 0 < first <= second <= third < 1.0 and third >= 0.08
+    assert len(fake.requests) == 8
+
+
 async def test_a_retry_waiting_out_a_429_pause_names_the_pause(fake: FakeProvider, base_url: str, key: str) -> None:
     """The 429 names 0.3 s: the retry (no back-off: stamina's testing mode) waits out the account's pause,
     plus the random spread of up to the pause's length that requests leave an unknown-rate pause with."""
