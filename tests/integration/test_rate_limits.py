@@ -307,6 +307,27 @@ async def test_the_verbose_trace_shows_the_wait(
     assert re.fullmatch(r"\[branch b[01]\] waited 0\.\d\ds for the rate limit \(requests\)", lines[0]), lines
 
 
+async def test_a_stream_reopened_after_it_broke_off_reports_its_rate_limit_wait(
+    fake: FakeProvider, base_url: str, key: str
+) -> None:
+    """The first stream drops its connection before any text; reopening it waits for the
+    account's next turn (five a second, a one-request burst: 0.2 s), told like any wait."""
+    fake.push(Reply(text="lost", cut_after=0), Reply(text="found"))
+    engine = LLMEngine(
+        "gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=RateLimit(requests_per_minute=300)
+    )
+    session = Session()
+    agent = Agent(engine=engine, name="a", session=session)
+    with anyio.fail_after(30):
+        text = "".join([delta async for delta in agent.stream("go")])
+
+    assert text == "found"
+    assert len(fake.requests) == 2
+    (wait,) = session.events.query("rate_limit_wait")
+    assert wait.data["stream"] is True and wait.data["reason"] == "requests"
+    assert wait.data["wait_s"] >= 0.1
+
+
 async def test_a_streamed_request_that_waits_emits_its_rate_limit_wait(
     fake: FakeProvider, base_url: str, key: str
 ) -> None:

@@ -68,7 +68,7 @@ from ..messages import ModelRequest, ModelResponse
 from ._errormap import retry_delay, scrubbed, status_error, transport_error
 from ._eventstream import EventStream, _close_response
 from ._pool import DEFAULT_LIMITS, DEFAULT_TIMEOUT, pool_key, pooled, user_client_limiter
-from ._ratelimit import Account, Permit, RateLimit, account
+from ._ratelimit import Account, Permit, RateLimit, account, rate_wait_reporter
 from ._shape import malformed, obj, restate
 from ._transport import Transport, setting
 from .base import OnRetry, RetryNotice, WireFormat
@@ -365,12 +365,15 @@ class _Turns:
     account's turn again (and for the end of any pause a 429 started).
     """
 
-    __slots__ = ("account", "first", "tokens")
+    __slots__ = ("account", "first", "report", "tokens")
 
     def __init__(self, endpoint: Endpoint, request: ModelRequest) -> None:
         self.account = endpoint.account
         self.tokens = estimate_input_tokens(request)
         self.first: Permit | None = None
+        # Who hears of this request's rate waits: read now, because a stream is
+        # reopened later, while its reader iterates, outside the call that opened it.
+        self.report = rate_wait_reporter.get()
 
     async def admit(self, limiter: anyio.CapacityLimiter, borrower: object) -> None:
         """Wait for the account's turn, then for a slot of the client.
@@ -391,7 +394,13 @@ class _Turns:
     async def next(self) -> Permit:
         """The permit of the next attempt."""
         permit, self.first = self.first, None
-        return permit if permit is not None else await self.account.acquire(self.tokens)
+        if permit is not None:
+            return permit
+        heard = rate_wait_reporter.set(self.report)
+        try:
+            return await self.account.acquire(self.tokens)
+        finally:
+            rate_wait_reporter.reset(heard)
 
 
 def _answered(endpoint: Endpoint, permit: Permit, response: httpx.Response, used: int | None) -> None:
