@@ -50,12 +50,19 @@ async def run(agent: Agent, task: str = "go", limit: float = 60) -> Envelope:
 
 @pytest.mark.parametrize("model", ["gpt-5.4-mini", "claude-haiku-4-5"])
 async def test_configured_limit_fan_out_gets_no_429(fake: FakeProvider, base_url: str, key: str, model: str) -> None:
-    fake.rate_limit = FakeRateLimit(requests=int(RATE * WINDOW), window=WINDOW)
-    env = await run(fan_out(key, base_url, model, rate_limit=RateLimit(requests_per_minute=RATE * 60)))
+    # The client is configured at exactly the server's rate, so the server's bucket is
+    # all the slack there is for arrival jitter: 2 s of it (200 requests), which a
+    # server thread stalled by a loaded machine needs, and which the 300 branches sent
+    # unpaced still overflow at once.
+    fake.rate_limit = FakeRateLimit(requests=RATE * 2, window=2.0)
+    panel = fan_out(key, base_url, model, rate_limit=RateLimit(requests_per_minute=RATE * 60))
+    env = await run(panel)
 
     assert env.ok, env.error
     assert fake.rate_limited == 0
     assert len(fake.requests) == BRANCHES
+    # Paced at the configured rate from the first request: not slow start, nor 90 % of headers.
+    assert panel.agents[0].engine.endpoint().account.requests.rate == RATE
 
 
 @pytest.mark.parametrize(
