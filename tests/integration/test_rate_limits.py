@@ -129,13 +129,16 @@ async def test_a_429_pauses_the_whole_account_once(fake: FakeProvider, base_url:
 
 async def test_two_event_loops_in_two_threads_share_one_account(fake: FakeProvider, base_url: str, key: str) -> None:
     """Each thread alone would stay under the server's limit; together they would not, unless shared."""
-    fake.rate_limit = FakeRateLimit(requests=100, window=1.0)
+    # A bucket of 1.5 s (150 requests) leaves room for a server thread stalled by a
+    # loaded machine; unshared, the two threads would send their 400 requests in 2 s,
+    # 50 more than the server allows in that time.
+    fake.rate_limit = FakeRateLimit(requests=150, window=1.5)
     limit = RateLimit(requests_per_minute=100 * 60)
     results: list[Envelope] = []
 
     def one_thread(backend: str) -> None:
         engine = LLMEngine("gpt-5.4-mini", base_url=base_url, api_key=key, rate_limit=limit, max_retries=0)
-        panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(150)))
+        panel = Agent.parallel(*(Agent(engine=engine, name=f"b{i}") for i in range(200)))
 
         async def main() -> None:
             try:
@@ -154,8 +157,8 @@ async def test_two_event_loops_in_two_threads_share_one_account(fake: FakeProvid
 
     assert len(results) == 2 and all(env.ok for env in results), [e.error for e in results]
     assert fake.rate_limited == 0
-    # 300 requests at 100/s with a 10-request burst cannot take less than 2.9 s.
-    assert elapsed >= 2.4
+    # 400 requests at 100/s with a 10-request burst cannot take less than 3.9 s.
+    assert elapsed >= 3.4
 
 
 async def test_cancelling_a_branch_waiting_for_the_limiter_leaves_no_trace(
