@@ -30,6 +30,7 @@ BOTH_TRANSPORTS = {
     "test_providers_local_servers",
     "test_providers_malformed",
     "test_providers_retries",
+    "test_providers_tls",
     "test_providers_wire",
     "test_rate_limits",
     "test_resources",

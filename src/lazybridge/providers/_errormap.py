@@ -12,8 +12,9 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import httpx
@@ -160,15 +161,36 @@ def status_error(
 
 
 def transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> ProviderError:
-    """The exception for a request that got no HTTP answer."""
-    what = endpoint.scrub(str(exc)) or type(exc).__name__
+    """The exception for a request that got no HTTP answer.
+
+    Its message is the first non-empty one along the exception's causes (on
+    Trio, httpx's own ``ConnectError`` says nothing and the reason -- refused,
+    a certificate that failed verification -- is in what caused it).  A
+    certificate that failed verification is not retryable: it fails the same
+    way every time.
+    """
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(
             f"{endpoint.provider}: request timed out ({type(exc).__name__})", provider=endpoint.provider
         )
+    causes = list(_causes(exc))
+    what = next((str(cause) for cause in causes if str(cause)), type(exc).__name__)
+    untrusted = any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes)
     return APIConnectionError(
-        f"{endpoint.provider}: could not reach {endpoint.base_url}: {what}", provider=endpoint.provider
+        f"{endpoint.provider}: could not reach {endpoint.base_url}: {endpoint.scrub(what)}",
+        provider=endpoint.provider,
+        retryable=False if untrusted else None,
     )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it, nearest first (a bounded walk: chains can loop)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def scrubbed(endpoint: Endpoint, error: E) -> E:

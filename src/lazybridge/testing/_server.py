@@ -20,7 +20,13 @@ __all__ = ["serve_fake_provider"]
 
 @contextmanager
 def serve_fake_provider(
-    app: Any = None, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
+    app: Any = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    startup_timeout: float = 10.0,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> Iterator[str]:
     """Serve ``app`` (default: a new :class:`~lazybridge.testing.FakeProvider`) and yield its base URL.
 
@@ -29,6 +35,11 @@ def serve_fake_provider(
         host: the loopback address to bind.
         port: the port (0: a free one, chosen by the system).
         startup_timeout: seconds to wait for the server to accept connections.
+        ssl_certfile: a PEM certificate chain: the server speaks HTTPS with it
+            (and the URL is ``https://``).  Clients must trust its CA: for the
+            pooled clients, set ``SSL_CERT_FILE`` to the CA's PEM before their
+            first request.
+        ssl_keyfile: the certificate's private key (PEM), if not in ``ssl_certfile``.
 
     Yields:
         The base URL, e.g. ``"http://127.0.0.1:54321"``: pass it as
@@ -68,6 +79,8 @@ def serve_fake_provider(
         ws="none",
         timeout_graceful_shutdown=1,
         backlog=2048,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
@@ -91,7 +104,7 @@ def serve_fake_provider(
             raise RuntimeError("the fake provider server did not start in time")
         time.sleep(0.005)
     try:
-        yield f"http://{host}:{bound_port}"
+        yield f"{'https' if ssl_certfile else 'http'}://{host}:{bound_port}"
     finally:
         server.should_exit = True
         thread.join(10.0)
