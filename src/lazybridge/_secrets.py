@@ -35,7 +35,11 @@ _lock = threading.Lock()
 _live: dict[bytes, weakref.WeakSet[Secret]] = {}
 
 
-@attrs.frozen(repr=False)
+# eq=False: compared and hashed by identity.  The registry's WeakSet holds each
+# Secret as its own holder; with value equality a second Secret of the same key
+# would be "already in" the set, and the first one's collection would drop the
+# key from the registry while the second still held it (and unmask it).
+@attrs.frozen(repr=False, eq=False)
 class Secret:
     """An API key.  Its repr and str are masked; :meth:`reveal` is the only way in."""
 

@@ -27,6 +27,21 @@ def test_redaction_masks_a_configured_key_of_any_shape_and_forgets_it_with_its_e
     assert redact_text(f"use {key}") == f"use {key}"
 
 
+def test_a_key_stays_masked_while_any_engine_holds_it_whichever_engine_goes_first() -> None:
+    """Two Secrets of one key are two holders: the first one collected must not take the key out of
+    the registry while the second still holds it (a later engine on a key a dropped engine used)."""
+    key = "team-gateway-registry-0123456789abcdef"
+    first = Secret(key)
+    second = Secret(key)
+    del first
+    gc.collect()
+    assert key in configured_keys()
+    assert redact_text(f"it said {key}") == f"it said {REDACTED}"
+    del second
+    gc.collect()
+    assert key not in configured_keys()
+
+
 def test_short_keys_are_not_masked_in_arbitrary_text() -> None:
     secret = Secret("test")  # a placeholder key for a local server: masking it would mask every "test"
     assert "test" not in configured_keys()
