@@ -217,8 +217,10 @@ class _PermitBank:
 class _ClusterPermits:
     """This process's side of a :class:`_PermitBank`: takes grants and spends them one request at a time."""
 
-    def __init__(self, bank: Any) -> None:
+    def __init__(self, bank: Any, per_second: float) -> None:
         self._bank = bank
+        #: The tightest rate this process declared to the bank (it keeps the tightest of all).
+        self.declared = per_second
         self._lock = threading.Lock()
         self._slots: deque[float] = deque()
 
@@ -264,6 +266,12 @@ def _cluster_permits(origin: str, key_digest: bytes | None, configured: RateLimi
     name = _bank_name(origin, key_digest)
     with _permits_lock:
         found = _permits.get(name)
+        if found is not None:
+            # Every engine on the account comes here: only a tighter rate needs the bank.
+            if per_second < found.declared:
+                ray.get(found._bank.configure.remote(per_second))
+                found.declared = per_second
+            return found
         # Detached: the bank must outlive the actor that made it (a killed actor's
         # restart, the other actors); it ends with the cluster.
         remote: Any = ray.remote(num_cpus=0, max_restarts=-1)(_PermitBank)
@@ -272,9 +280,8 @@ def _cluster_permits(origin: str, key_digest: bytes | None, configured: RateLimi
             .options(name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached")
             .remote(per_second)
         )
-        ray.get(bank.configure.remote(per_second))
-        if found is None:
-            found = _permits[name] = _ClusterPermits(bank)
+        ray.get(bank.configure.remote(per_second))  # it may exist already, made by another process
+        found = _permits[name] = _ClusterPermits(bank, per_second)
         return found
 
 

@@ -184,10 +184,10 @@ def transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> ProviderEr
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what caused it, nearest first (a bounded walk: chains can loop)."""
+    """``exc`` and what it was raised from or during, nearest first (each once: chains can loop)."""
     seen: set[int] = set()
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(seen) < 16:
+    while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
@@ -203,13 +203,9 @@ def scrubbed(endpoint: Endpoint, error: E) -> E:
     same in the exceptions it was raised from or during, since a traceback
     prints those too.
     """
-    seen: set[int] = set()
-    exc: BaseException | None = error
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
+    for exc in _causes(error):
         exc.args = tuple(endpoint.scrub(a) if isinstance(a, str) else a for a in exc.args)
         for name, value in list(getattr(exc, "__dict__", {}).items()):
             if isinstance(value, str):
                 setattr(exc, name, endpoint.scrub(value))
-        exc = exc.__cause__ or exc.__context__
     return error
